@@ -1,0 +1,45 @@
+"""Engine settings, read from the environment (the Django layer never passes its own)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    return float(raw) if raw else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    #: Preferred engine name (VOICEPRINT_ENGINE).
+    engine: str = "eres2net"
+    #: Engine used, with a WARNING, when the preferred one cannot be loaded
+    #: (VOICEPRINT_ENGINE_FALLBACK; empty disables the fallback).
+    fallback: str = "ge2e"
+    #: A ModelScope model directory, or a folder holding them as `iic/<model>`
+    #: (VOICEPRINT_MODEL_DIR). Unset: the ModelScope cache, then a download where allowed.
+    model_dir: str | None = None
+    #: Less speech than this after silence removal is refused (VOICEPRINT_MIN_SPEECH_SECONDS).
+    min_speech_seconds: float = 1.0
+    #: Speech beyond this is cut, not refused (VOICEPRINT_MAX_SPEECH_SECONDS).
+    max_speech_seconds: float = 60.0
+    #: torch intra-op threads per process; 0 keeps torch's default (VOICEPRINT_TORCH_THREADS).
+    torch_threads: int = 0
+
+    @classmethod
+    def from_env(cls) -> EngineSettings:
+        return cls(
+            engine=os.environ.get("VOICEPRINT_ENGINE", "").strip() or cls.engine,
+            fallback=os.environ.get("VOICEPRINT_ENGINE_FALLBACK", cls.fallback).strip(),
+            model_dir=os.environ.get("VOICEPRINT_MODEL_DIR", "").strip() or None,
+            min_speech_seconds=_env_float("VOICEPRINT_MIN_SPEECH_SECONDS", cls.min_speech_seconds),
+            max_speech_seconds=_env_float("VOICEPRINT_MAX_SPEECH_SECONDS", cls.max_speech_seconds),
+            torch_threads=_env_int("VOICEPRINT_TORCH_THREADS", cls.torch_threads),
+        )
