@@ -1,0 +1,54 @@
+# Two commands matter: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run worker migrate test lint bench clean-db
+
+help:
+	@echo "make run     set up .venv, migrate, serve on http://127.0.0.1:$(PORT)"
+	@echo "make test    run the whole test suite (embedded PostgreSQL + pgvector, Redis)"
+	@echo "make worker  start a Celery worker (needs CELERY_BROKER_URL)"
+	@echo "make bench   measure the speaker engines, write docs/BENCHMARKS.md"
+	@echo "make lint    ruff"
+
+# torch is installed first and pinned: this CPU build is on the machines' disk, and any
+# other spec would download several GB of CUDA.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+run: migrate
+	@echo ""
+	@echo "Voiceprint service on http://127.0.0.1:$(PORT)  (health: /healthz, docs: /api/docs/)"
+	@echo "Create a tenant and its API token with:"
+	@echo "    $(PY) manage.py create_tenant NAME"
+	@echo ""
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+worker: migrate
+	$(VENV)/bin/celery -A config worker --loglevel=INFO
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) -m engine.bench --out docs/BENCHMARKS.md
+
+# Stop and delete the embedded database (var/pgdata). Asks nothing: use with care.
+clean-db:
+	rm -rf var/pgdata

@@ -1,0 +1,54 @@
+from drf_spectacular.utils import extend_schema
+
+from devices import selectors, services
+from devices.api.serializers import (
+    DeviceCreateSerializer,
+    DeviceSerializer,
+    DeviceUpdateSerializer,
+)
+from tenancy.envelope import VoiceprintAPIView, ok
+from tenancy.schema import enveloped
+
+
+def _device_reply(tenant, device_id: str):
+    return ok(DeviceSerializer(selectors.device_get(tenant, device_id)).data)
+
+
+class DeviceListView(VoiceprintAPIView):
+    @extend_schema(operation_id="devices_list", responses=enveloped(DeviceSerializer(many=True)))
+    def get(self, request):
+        return ok(DeviceSerializer(selectors.device_list(request.user.tenant), many=True).data)
+
+    @extend_schema(
+        operation_id="devices_create",
+        request=DeviceCreateSerializer,
+        responses=enveloped(DeviceSerializer),
+    )
+    def post(self, request):
+        params = DeviceCreateSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        device = services.create_device(request.user.tenant, **params.validated_data)
+        return _device_reply(request.user.tenant, device.device_id)
+
+
+class DeviceDetailView(VoiceprintAPIView):
+    @extend_schema(operation_id="devices_get", responses=enveloped(DeviceSerializer))
+    def get(self, request, device_id: str):
+        return _device_reply(request.user.tenant, device_id)
+
+    @extend_schema(
+        operation_id="devices_update",
+        request=DeviceUpdateSerializer,
+        responses=enveloped(DeviceSerializer),
+    )
+    def put(self, request, device_id: str):
+        device = selectors.device_get_plain(request.user.tenant, device_id)
+        params = DeviceUpdateSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        services.rename_device(device, params.validated_data["device_name"])
+        return _device_reply(request.user.tenant, device_id)
+
+    @extend_schema(operation_id="devices_delete", responses=enveloped(None))
+    def delete(self, request, device_id: str):
+        services.delete_device(selectors.device_get_plain(request.user.tenant, device_id))
+        return ok()

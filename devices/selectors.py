@@ -1,0 +1,30 @@
+"""Reads: devices, always scoped to one tenant."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Prefetch, QuerySet
+
+from devices.models import Device
+from tenancy.models import Tenant
+from tenancy.scoping import get_owned, owned
+
+
+def _with_voices(queryset: QuerySet[Device]) -> QuerySet[Device]:
+    from voiceprint.models import Voice
+
+    return queryset.annotate(voice_count=Count("voices", distinct=True)).prefetch_related(
+        Prefetch("voices", queryset=Voice.objects.only("voice_id").order_by("created_at", "pk"))
+    )
+
+
+def device_list(tenant: Tenant) -> QuerySet[Device]:
+    return _with_voices(owned(Device, tenant))
+
+
+def device_get(tenant: Tenant, device_id: str) -> Device:
+    return get_owned(_with_voices(owned(Device, tenant)), tenant, "device", device_id=device_id)
+
+
+def device_get_plain(tenant: Tenant, device_id: str) -> Device:
+    """The device alone, for writes."""
+    return get_owned(Device, tenant, "device", device_id=device_id)

@@ -1,0 +1,30 @@
+"""Writes: devices."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from devices.models import Device
+from tenancy.errors import conflict
+from tenancy.models import Tenant
+
+
+def create_device(tenant: Tenant, device_id: str, device_name: str = "") -> Device:
+    try:
+        with transaction.atomic():
+            return Device.objects.create(
+                tenant=tenant, device_id=device_id, device_name=device_name or device_id
+            )
+    except IntegrityError:
+        raise conflict(f"device_id: device {device_id!r} already exists") from None
+
+
+def rename_device(device: Device, device_name: str) -> Device:
+    device.device_name = device_name
+    device.save(update_fields=["device_name", "updated_at"])
+    return device
+
+
+def delete_device(device: Device) -> None:
+    """Delete a device; its voice bindings go with it, the voices stay."""
+    device.delete()

@@ -1,0 +1,13 @@
+from rest_framework import serializers
+
+from tenancy.fields import TrueFalseStringField
+
+
+class RoleInterruptSerializer(serializers.Serializer):
+    role_id = serializers.CharField(max_length=32)
+    role_name = serializers.CharField(read_only=True)
+    interrupt = TrueFalseStringField()
+
+
+class AgentInterruptsSerializer(serializers.Serializer):
+    roleinterrupt = RoleInterruptSerializer(many=True, allow_empty=True)

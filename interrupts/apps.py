@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class InterruptsConfig(AppConfig):
+    name = "interrupts"
+    verbose_name = "Role interrupts"

@@ -1,0 +1,44 @@
+"""Reads: role-interrupt settings per agent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from interrupts.models import RoleInterrupt
+from roles.models import Role
+from roles.selectors import role_list
+from tenancy.models import Tenant
+from tenancy.scoping import owned
+
+DEFAULT_INTERRUPT = True
+
+
+@dataclass(frozen=True)
+class RoleInterruptSetting:
+    role_id: str
+    role_name: str
+    interrupt: bool
+
+
+def agent_settings(tenant: Tenant, agent_id: str) -> list[RoleInterruptSetting]:
+    """One entry per role of the tenant; roles without a setting may interrupt."""
+    stored = dict(
+        owned(RoleInterrupt, tenant).filter(agent_id=agent_id).values_list("role_id", "interrupt")
+    )
+    return [
+        RoleInterruptSetting(role.role_id, role.name, stored.get(role.pk, DEFAULT_INTERRUPT))
+        for role in role_list(tenant)
+    ]
+
+
+def may_interrupt(tenant: Tenant, agent_id: str, role: Role | None) -> bool:
+    """The decision identify returns: an unknown speaker (no role) never interrupts."""
+    if role is None:
+        return False
+    setting = (
+        owned(RoleInterrupt, tenant)
+        .filter(agent_id=agent_id, role=role)
+        .values_list("interrupt", flat=True)
+        .first()
+    )
+    return DEFAULT_INTERRUPT if setting is None else setting

@@ -1,0 +1,19 @@
+from rest_framework import serializers
+
+from roles.models import Role
+
+
+class RoleSerializer(serializers.ModelSerializer):
+    role_name = serializers.CharField(source="name")
+
+    class Meta:
+        model = Role
+        fields = ["role_id", "role_name", "created_at", "updated_at"]
+
+
+class RoleCreateSerializer(serializers.Serializer):
+    role_name = serializers.CharField(max_length=64, trim_whitespace=True)
+
+
+class RoleCreatedSerializer(serializers.Serializer):
+    role_id = serializers.CharField()

@@ -1,0 +1,34 @@
+from drf_spectacular.utils import extend_schema
+
+from roles import selectors, services
+from roles.api.serializers import RoleCreatedSerializer, RoleCreateSerializer, RoleSerializer
+from tenancy.envelope import VoiceprintAPIView, ok
+from tenancy.schema import enveloped
+
+
+class RoleListView(VoiceprintAPIView):
+    @extend_schema(operation_id="roles_list", responses=enveloped(RoleSerializer(many=True)))
+    def get(self, request):
+        return ok(RoleSerializer(selectors.role_list(request.user.tenant), many=True).data)
+
+    @extend_schema(
+        operation_id="roles_create",
+        request=RoleCreateSerializer,
+        responses=enveloped(RoleCreatedSerializer),
+    )
+    def post(self, request):
+        params = RoleCreateSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        role = services.create_role(request.user.tenant, params.validated_data["role_name"])
+        return ok({"role_id": role.role_id})
+
+
+class RoleDetailView(VoiceprintAPIView):
+    @extend_schema(operation_id="roles_get", responses=enveloped(RoleSerializer))
+    def get(self, request, role_id: str):
+        return ok(RoleSerializer(selectors.role_get(request.user.tenant, role_id)).data)
+
+    @extend_schema(operation_id="roles_delete", responses=enveloped(None))
+    def delete(self, request, role_id: str):
+        services.delete_role(selectors.role_get(request.user.tenant, role_id))
+        return ok()

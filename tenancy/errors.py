@@ -1,0 +1,133 @@
+"""Business error codes (API.md) and the one mapping from exceptions to them.
+
+Views and services raise `ApiError` (or let DRF / engine exceptions through);
+`api_error_from_exception` turns anything into an `ApiError`, and the two API surfaces
+render it their own way (tenancy.envelope).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from enum import IntEnum
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions as drf
+
+import engine.errors as engine_errors
+
+logger = logging.getLogger(__name__)
+
+
+class ErrorCode(IntEnum):
+    OK = 0
+    INVALID_PARAMETER = 40000
+    NO_AUDIO = 40001
+    UNDECODABLE_AUDIO = 40002
+    TOO_LITTLE_SPEECH = 40003
+    UNAUTHORIZED = 40100
+    NOT_FOUND = 40400
+    CONFLICT = 40900
+    AUDIO_TOO_LARGE = 41300
+    RATE_LIMITED = 42900
+    INTERNAL = 50000
+    FETCH_FAILED = 50200
+    UNAVAILABLE = 50300
+
+    @property
+    def http_status(self) -> int:
+        """The HTTP status the Voice API answers with (the Voiceprint API always uses 200)."""
+        return _HTTP_STATUS[self]
+
+
+_HTTP_STATUS = {
+    ErrorCode.OK: 200,
+    ErrorCode.INVALID_PARAMETER: 400,
+    ErrorCode.NO_AUDIO: 400,
+    ErrorCode.UNDECODABLE_AUDIO: 415,
+    ErrorCode.TOO_LITTLE_SPEECH: 422,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.AUDIO_TOO_LARGE: 413,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.INTERNAL: 500,
+    ErrorCode.FETCH_FAILED: 502,
+    ErrorCode.UNAVAILABLE: 503,
+}
+
+
+class ApiError(Exception):
+    """An error with a business code and a message that is safe to show to the client."""
+
+    def __init__(self, code: ErrorCode, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def invalid(field: str, problem: str) -> ApiError:
+    return ApiError(ErrorCode.INVALID_PARAMETER, f"{field}: {problem}")
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(ErrorCode.NOT_FOUND, f"{what} not found")
+
+
+def conflict(message: str) -> ApiError:
+    return ApiError(ErrorCode.CONFLICT, message)
+
+
+def api_error_from_exception(exc: Exception) -> ApiError:
+    """Map any exception to the ApiError the client sees. Unknown ones are logged with
+    their trace here and answer 50000 without it."""
+    if isinstance(exc, ApiError):
+        return exc
+    for exc_type, mapper in _MAPPERS:
+        if isinstance(exc, exc_type):
+            return mapper(exc)
+    logger.error("unhandled exception", exc_info=exc)
+    return ApiError(ErrorCode.INTERNAL, "internal error")
+
+
+def _validation_message(detail, path: str = "") -> str:
+    """The first problem of a DRF ValidationError, as `field: message`."""
+    if isinstance(detail, dict):
+        field, value = next(iter(detail.items()))
+        name = field if field != "non_field_errors" else ""
+        return _validation_message(value, f"{path}.{name}" if path and name else path or name)
+    if isinstance(detail, list) and detail:
+        first = next((item for item in detail if item), detail[0])
+        return _validation_message(first, path)
+    return f"{path}: {detail}" if path else str(detail)
+
+
+def _coded(code: ErrorCode, describe: Callable[[Exception], str] = str):
+    return lambda exc: ApiError(code, describe(exc))
+
+
+def _drf_detail(exc: Exception) -> str:
+    return str(exc.detail)
+
+
+INVALID = ErrorCode.INVALID_PARAMETER
+
+_MAPPERS: list[tuple[type[Exception], Callable[[Exception], ApiError]]] = [
+    (drf.ValidationError, _coded(INVALID, lambda e: _validation_message(e.detail))),
+    (drf.ParseError, _coded(INVALID, lambda e: f"malformed request body: {e.detail}")),
+    (drf.UnsupportedMediaType, _coded(ErrorCode.INVALID_PARAMETER, _drf_detail)),
+    (drf.NotAuthenticated, _coded(ErrorCode.UNAUTHORIZED, lambda e: "missing bearer token")),
+    (drf.AuthenticationFailed, _coded(ErrorCode.UNAUTHORIZED, _drf_detail)),
+    (drf.PermissionDenied, _coded(ErrorCode.UNAUTHORIZED, _drf_detail)),
+    (PermissionDenied, _coded(ErrorCode.UNAUTHORIZED, lambda e: "permission denied")),
+    (drf.NotFound, _coded(ErrorCode.NOT_FOUND, _drf_detail)),
+    (Http404, _coded(ErrorCode.NOT_FOUND, lambda e: "not found")),
+    (drf.MethodNotAllowed, _coded(ErrorCode.INVALID_PARAMETER, _drf_detail)),
+    (drf.NotAcceptable, _coded(ErrorCode.INVALID_PARAMETER, _drf_detail)),
+    (drf.Throttled, _coded(ErrorCode.RATE_LIMITED, _drf_detail)),
+    (engine_errors.AudioDecodeError, _coded(ErrorCode.UNDECODABLE_AUDIO)),
+    (engine_errors.InsufficientSpeechError, _coded(ErrorCode.TOO_LITTLE_SPEECH)),
+    (engine_errors.EngineUnavailableError, _coded(ErrorCode.UNAVAILABLE)),
+    (engine_errors.UnknownEngineError, _coded(INVALID, lambda e: f"model: {e}")),
+]

@@ -1,0 +1,60 @@
+"""Tenants, their API tokens, and the base every tenant-owned record derives from."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+
+
+def new_public_id() -> str:
+    """An opaque, unguessable id for records the API exposes (voices, roles)."""
+    return secrets.token_hex(12)
+
+
+class Tenant(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiToken(models.Model):
+    """A bearer token. Only its SHA-256 digest is stored; `prefix` finds the row and is
+    safe to show (it is a few random characters, not enough to guess the rest)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="tokens")
+    label = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=16, db_index=True)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.tenant})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class TenantOwned(models.Model):
+    """Abstract base of every record that belongs to one tenant.
+
+    Reads go through tenancy.scoping (`owned`, `get_owned`), so a record of another
+    tenant is never found, exactly like one that does not exist.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        abstract = True

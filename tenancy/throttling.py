@@ -1,0 +1,15 @@
+from rest_framework.throttling import SimpleRateThrottle
+
+from tenancy.authentication import TenantPrincipal
+
+
+class TenantRateThrottle(SimpleRateThrottle):
+    """Per-tenant request rate (VOICEPRINT_RATE_LIMIT, e.g. "600/min"; unset: unlimited).
+    Beyond it the API answers 42900."""
+
+    scope = "tenant"
+
+    def get_cache_key(self, request, view) -> str | None:
+        if not isinstance(request.user, TenantPrincipal):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.user.tenant.pk}

@@ -1,0 +1,55 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rest_framework.test import APIClient
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = PROJECT_ROOT.parent / "shared"
+SHARED_AUDIO = SHARED_DIR / "audio"
+
+
+@pytest.fixture
+def shared_audio() -> Path:
+    """The real speech in ../shared/audio; tests that need it skip, saying why, without it."""
+    if not (SHARED_AUDIO / "zh").is_dir():
+        pytest.skip(f"real speech not found at {SHARED_AUDIO} (../shared/audio)")
+    return SHARED_AUDIO
+
+
+def make_client(token: str | None) -> APIClient:
+    client = APIClient()
+    if token:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.fixture
+def tenant_and_token(db):
+    from tenancy.services import create_tenant
+
+    tenant, issued = create_tenant("acme")
+    return tenant, issued.plaintext
+
+
+@pytest.fixture
+def tenant(tenant_and_token):
+    return tenant_and_token[0]
+
+
+@pytest.fixture
+def api(tenant_and_token) -> APIClient:
+    """An API client authenticated as tenant "acme"."""
+    return make_client(tenant_and_token[1])
+
+
+@pytest.fixture
+def other_api(db) -> APIClient:
+    """An API client of a second tenant, for isolation tests."""
+    from tenancy.services import create_tenant
+
+    _, issued = create_tenant("globex")
+    return make_client(issued.plaintext)

@@ -1,0 +1,52 @@
+"""One envelope for every /v1/voiceprint/ reply, whatever goes wrong."""
+
+import logging
+
+import pytest
+
+from tests.helpers import VP, envelope
+
+
+@pytest.mark.django_db
+class TestEnvelope:
+    def test_success_has_code_zero_and_empty_msg(self, api):
+        data = envelope(api.get(VP + "roles"))
+        assert [role["role_name"] for role in data] == ["default"]
+
+    def test_malformed_json_is_40000(self, api):
+        response = api.post(VP + "roles", data='{"role_name": ', content_type="application/json")
+        assert "malformed" in response.json()["msg"]
+        envelope(response, 40000)
+
+    def test_validation_error_names_the_field(self, api):
+        response = api.post(VP + "roles", {"role_name": ""}, format="json")
+        envelope(response, 40000)
+        assert response.json()["msg"].startswith("role_name:")
+
+    def test_wrong_method_is_an_envelope(self, api):
+        envelope(api.patch(VP + "roles", {}, format="json"), 40000)
+
+    def test_unknown_endpoint_is_40400(self, api):
+        envelope(api.get(VP + "no-such-thing"), 40400)
+
+    def test_unknown_endpoint_without_token_is_still_an_envelope(self, client):
+        envelope(client.get(VP + "no/such/thing"), 40400)
+
+    def test_unhandled_exception_is_50000_without_trace(self, api, monkeypatch, caplog):
+        import roles.api.views
+
+        def explode(tenant):
+            raise RuntimeError("secret internals")
+
+        monkeypatch.setattr(roles.api.views.selectors, "role_list", explode)
+        with caplog.at_level(logging.ERROR):
+            response = api.get(VP + "roles")
+        envelope(response, 50000)
+        assert "secret internals" not in response.content.decode()
+        assert any(record.exc_info and "secret internals" in str(record.exc_info[1])
+                   for record in caplog.records), "the trace must be logged"
+
+    def test_non_ascii_is_kept(self, api):
+        envelope(api.post(VP + "roles", {"role_name": "妈妈"}, format="json"))
+        names = [role["role_name"] for role in envelope(api.get(VP + "roles"))]
+        assert "妈妈" in names

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class VoiceprintConfig(AppConfig):
+    name = "voiceprint"
+    verbose_name = "Voiceprints"

@@ -1,0 +1,94 @@
+"""Voices (voiceprints), their enrollment samples and their bindings to devices.
+
+Embeddings live in pgvector columns typed `vector` without a fixed dimension, because
+engines differ (192 for the 3D-Speaker networks, 256 for GE2E). Each row records its
+engine (`model`) and `dim`; partial HNSW indexes on `centroid::vector(N)` per dimension
+(see migrations) keep nearest-neighbour search an index query for every engine, and
+embeddings of different engines are never compared.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from pgvector.django import VectorField
+
+from devices.models import Device
+from roles.models import Role
+from tenancy.models import TenantOwned, new_public_id
+
+DEFAULT_STORE = "default"
+#: Dimensions that get an HNSW index (one per engine family); see migration 0002.
+INDEXED_DIMENSIONS = (192, 256)
+
+
+class VoiceStatus(models.TextChoices):
+    ACTIVE = "activate", "active"
+    PROCESSING = "processing", "processing"
+    FAILED = "failed", "failed"
+
+
+class Voice(TenantOwned):
+    voice_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
+    name = models.CharField(max_length=128, blank=True)
+    status = models.CharField(
+        max_length=16, choices=VoiceStatus.choices, default=VoiceStatus.ACTIVE
+    )
+    #: Cosine similarity a probe must reach to match this voice.
+    threshold = models.FloatField()
+    role = models.ForeignKey(
+        Role, null=True, blank=True, on_delete=models.SET_NULL, related_name="voices"
+    )
+    devices = models.ManyToManyField(Device, through="VoiceBinding", related_name="voices")
+    #: Named gallery of the Voice API inside the tenant.
+    store = models.CharField(max_length=64, default=DEFAULT_STORE)
+    labels = models.JSONField(default=dict, blank=True)
+    #: Engine that made the centroid, and its dimension.
+    model = models.CharField(max_length=32)
+    dim = models.PositiveSmallIntegerField()
+    #: L2-normalised mean of the samples' embeddings.
+    centroid = VectorField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        indexes = [models.Index(fields=["tenant", "store", "model"], name="voice_gallery_idx")]
+
+    def __str__(self) -> str:
+        return self.name or self.voice_id
+
+
+class VoiceBinding(models.Model):
+    voice = models.ForeignKey(Voice, on_delete=models.CASCADE, related_name="bindings")
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="bindings")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["voice", "device"], name="one_binding_per_voice_device")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.voice} @ {self.device}"
+
+
+def sample_upload_path(sample: VoiceSample, filename: str) -> str:
+    return f"voices/{sample.voice.tenant_id}/{sample.voice.voice_id}/{new_public_id()}.wav"
+
+
+class VoiceSample(models.Model):
+    """One enrollment recording: the audio as received and its embedding."""
+
+    voice = models.ForeignKey(Voice, on_delete=models.CASCADE, related_name="samples")
+    audio = models.FileField(upload_to=sample_upload_path, max_length=255)
+    model = models.CharField(max_length=32)
+    embedding = VectorField()
+    duration_seconds = models.FloatField()
+    speech_seconds = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"sample {self.pk} of {self.voice}"
