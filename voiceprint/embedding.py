@@ -1,0 +1,80 @@
+"""The one function the API calls to turn audio into an embedding.
+
+With a broker (CELERY_BROKER_URL) the work runs in a Celery worker, which keeps the
+models loaded, and this waits for it up to VOICEPRINT_EMBED_TIMEOUT seconds; a timeout
+or an unreachable broker is EngineUnavailableError (business code 50300). Without a
+broker it runs here, in the calling process.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+import numpy as np
+from celery.exceptions import CeleryError
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+from django.conf import settings
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
+
+import engine
+from voiceprint.tasks import embed_audio_task
+
+logger = logging.getLogger(__name__)
+
+_REMOTE_ERRORS: dict[str, type[engine.EngineError]] = {
+    cls.__name__: cls
+    for cls in (
+        engine.AudioDecodeError,
+        engine.EngineUnavailableError,
+        engine.ModelNotFoundError,
+        engine.UnknownEngineError,
+    )
+}
+
+
+def compute_embedding(audio: bytes, engine_name: str | None = None) -> engine.EmbeddingResult:
+    """Audio bytes -> embedding with the named engine (None: the active one)."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return engine.embed_audio(audio, engine_name)
+    return _result_from_payload(_run_in_worker(audio, engine_name))
+
+
+def _run_in_worker(audio: bytes, engine_name: str | None) -> dict:
+    timeout = settings.VOICEPRINT_EMBED_TIMEOUT
+    try:
+        pending = embed_audio_task.apply_async(
+            args=[base64.b64encode(audio).decode("ascii"), engine_name],
+            expires=timeout,  # a job nobody picked up in time is not worth doing later
+        )
+    # Celery's Redis result consumer gives up with a bare RuntimeError ("retry limit exceeded").
+    except (KombuError, RedisError, OSError, CeleryError, RuntimeError) as exc:
+        logger.warning("embedding queue unreachable: %s", exc.__class__.__name__)
+        raise engine.EngineUnavailableError("the embedding queue is unavailable") from exc
+    try:
+        return pending.get(timeout=timeout, propagate=True)
+    except CeleryTimeoutError as exc:
+        pending.revoke()
+        raise engine.EngineUnavailableError(
+            f"the embedding worker did not answer within {timeout:g} s"
+        ) from exc
+    except (KombuError, RedisError, OSError) as exc:
+        raise engine.EngineUnavailableError("the embedding queue is unavailable") from exc
+    finally:
+        pending.forget()
+
+
+def _result_from_payload(payload: dict) -> engine.EmbeddingResult:
+    error = payload.get("error")
+    if error == engine.InsufficientSpeechError.__name__:
+        raise engine.InsufficientSpeechError(payload["speech_seconds"], payload["minimum_seconds"])
+    if error:
+        raise _REMOTE_ERRORS.get(error, engine.EngineUnavailableError)(payload["message"])
+    return engine.EmbeddingResult(
+        vector=np.asarray(payload["vector"], dtype=np.float32),
+        model=payload["model"],
+        dim=payload["dim"],
+        speech_seconds=payload["speech_seconds"],
+        duration_seconds=payload["duration_seconds"],
+    )
