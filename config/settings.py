@@ -122,7 +122,26 @@ STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns when it is missing, even wi
 # Serve app static files (admin, Swagger UI) straight from the apps: no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 
+# Enrollment audio: the filesystem under var/media, or S3-compatible storage through
+# django-storages (pip install ".[s3]") when AWS_STORAGE_BUCKET_NAME is set; django-storages
+# reads the other AWS_* variables (AWS_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...) itself.
 MEDIA_ROOT = Path(os.environ.get("VOICEPRINT_MEDIA_ROOT", VAR_DIR / "media"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if os.environ.get("AWS_STORAGE_BUCKET_NAME"):
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": os.environ["AWS_STORAGE_BUCKET_NAME"],
+            "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
 
 # Raw audio bodies are capped by the API itself; this only bounds what Django buffers.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
@@ -190,6 +209,7 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "voicepr
 VOICEPRINT_MAX_VOICES_PER_DEVICE = int(os.environ.get("VOICEPRINT_MAX_VOICES_PER_DEVICE", "16"))
 VOICEPRINT_URL_ALLOWLIST = os.environ.get("VOICEPRINT_URL_ALLOWLIST", "")
 VOICEPRINT_EMBED_TIMEOUT = float(os.environ.get("VOICEPRINT_EMBED_TIMEOUT", "30"))
+VOICEPRINT_DEFAULT_THRESHOLDS = os.environ.get("VOICEPRINT_DEFAULT_THRESHOLDS", "")
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
 LOGGING = {

@@ -16,6 +16,7 @@ from django.http import Http404
 from rest_framework import exceptions as drf
 
 import engine.errors as engine_errors
+from voiceprint import url_fetch
 
 logger = logging.getLogger(__name__)
 
@@ -129,5 +130,8 @@ _MAPPERS: list[tuple[type[Exception], Callable[[Exception], ApiError]]] = [
     (engine_errors.AudioDecodeError, _coded(ErrorCode.UNDECODABLE_AUDIO)),
     (engine_errors.InsufficientSpeechError, _coded(ErrorCode.TOO_LITTLE_SPEECH)),
     (engine_errors.EngineUnavailableError, _coded(ErrorCode.UNAVAILABLE)),
+    (url_fetch.UrlNotAllowedError, _coded(INVALID, lambda e: f"audio_url: {e.message}")),
+    (url_fetch.UrlTooLargeError, _coded(ErrorCode.AUDIO_TOO_LARGE, lambda e: e.message)),
+    (url_fetch.UrlFetchFailedError, _coded(ErrorCode.FETCH_FAILED, lambda e: e.message)),
     (engine_errors.UnknownEngineError, _coded(INVALID, lambda e: f"model: {e}")),
 ]

@@ -72,15 +72,11 @@ class VoiceBinding(models.Model):
         return f"{self.voice} @ {self.device}"
 
 
-def sample_upload_path(sample: VoiceSample, filename: str) -> str:
-    return f"voices/{sample.voice.tenant_id}/{sample.voice.voice_id}/{new_public_id()}.wav"
-
-
 class VoiceSample(models.Model):
     """One enrollment recording: the audio as received and its embedding."""
 
     voice = models.ForeignKey(Voice, on_delete=models.CASCADE, related_name="samples")
-    audio = models.FileField(upload_to=sample_upload_path, max_length=255)
+    audio = models.FileField(upload_to="voices/", max_length=255)
     model = models.CharField(max_length=32)
     embedding = VectorField()
     duration_seconds = models.FloatField()

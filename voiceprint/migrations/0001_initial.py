@@ -3,7 +3,6 @@
 import django.db.models.deletion
 import pgvector.django.vector
 import tenancy.models
-import voiceprint.models
 from django.db import migrations, models
 
 
@@ -60,7 +59,7 @@ class Migration(migrations.Migration):
             name='VoiceSample',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('audio', models.FileField(max_length=255, upload_to=voiceprint.models.sample_upload_path)),
+                ('audio', models.FileField(max_length=255, upload_to='voices/')),
                 ('model', models.CharField(max_length=32)),
                 ('embedding', pgvector.django.vector.VectorField()),
                 ('duration_seconds', models.FloatField()),

@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from tenancy.fields import TrueFalseStringField
+from voiceprint.models import Voice
+
+MAX_TOP_K = 50
+
+
+class VoiceSerializer(serializers.ModelSerializer):
+    """The voice object of API.md."""
+
+    voice_name = serializers.CharField(source="name")
+    voice_url = serializers.SerializerMethodField()
+    role_bind = serializers.SerializerMethodField()
+    dev_bind = serializers.SerializerMethodField()
+    sample_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Voice
+        fields = [
+            "voice_id", "voice_name", "voice_url", "status", "threshold", "role_bind",
+            "dev_bind", "model", "sample_count", "created_at", "updated_at",
+        ]  # fmt: skip
+
+    def get_voice_url(self, voice: Voice) -> str:
+        path = reverse("voice-audio", args=[voice.voice_id])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "properties": {"role_id": {"type": "string"}, "role_name": {"type": "string"}},
+        }
+    )
+    def get_role_bind(self, voice: Voice) -> dict:
+        role = voice.role
+        return {"role_id": role.role_id, "role_name": role.name} if role else {}
+
+    @extend_schema_field(
+        {"type": "array", "items": {"type": "object", "properties": {
+            "device_id": {"type": "string"}, "device_name": {"type": "string"}}}}
+    )  # fmt: skip
+    def get_dev_bind(self, voice: Voice) -> list[dict]:
+        return [
+            {"device_id": device.device_id, "device_name": device.device_name}
+            for device in voice.devices.all()
+        ]
+
+
+class AudioParamsMixin(serializers.Serializer):
+    """Documents the JSON audio fields; the audio itself is read by voiceprint.audio_input."""
+
+    audio_url = serializers.URLField(required=False, help_text="http(s) URL, at most 10 MB")
+    audio_base64 = serializers.CharField(
+        required=False, help_text="raw base64 or a data:audio/...;base64, URI, at most 10 MB"
+    )
+
+
+class VoiceCreateParams(AudioParamsMixin):
+    device_id = serializers.CharField(max_length=128)
+    role_id = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    threshold = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+    voice_name = serializers.CharField(max_length=128, required=False, allow_blank=True)
+
+
+class IdentifyParams(AudioParamsMixin):
+    device_id = serializers.CharField(max_length=128)
+    agent_id = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    top_k = serializers.IntegerField(min_value=1, max_value=MAX_TOP_K, default=3)
+
+
+class CandidateSerializer(serializers.Serializer):
+    voice_id = serializers.CharField()
+    voice_name = serializers.CharField()
+    score = serializers.FloatField()
+
+
+class IdentifyResultSerializer(serializers.Serializer):
+    matched = serializers.BooleanField()
+    voice_id = serializers.CharField(allow_null=True)
+    voice_name = serializers.CharField(allow_null=True)
+    role_id = serializers.CharField(allow_null=True)
+    role_name = serializers.CharField(allow_null=True)
+    score = serializers.FloatField(allow_null=True)
+    threshold = serializers.FloatField(allow_null=True)
+    interrupt = TrueFalseStringField(allow_null=True)
+    candidates = CandidateSerializer(many=True)
+    model = serializers.CharField()
+    processing_time_ms = serializers.IntegerField()
+
+
+class VerifyResultSerializer(serializers.Serializer):
+    voice_id = serializers.CharField()
+    score = serializers.FloatField()
+    threshold = serializers.FloatField()
+    verified = serializers.BooleanField()
+    model = serializers.CharField()
+    processing_time_ms = serializers.IntegerField()
+
+
+class ExtractResultSerializer(serializers.Serializer):
+    embedding = serializers.ListField(child=serializers.FloatField())
+    dim = serializers.IntegerField()
+    model = serializers.CharField()
+
+
+class DeviceRefField(serializers.Field):
+    """A bound device: `{"device_id": "..."}` or just the id string."""
+
+    default_error_messages = {"invalid": 'each item must be a device_id or {"device_id": ...}'}
+
+    def to_internal_value(self, data) -> str:
+        if isinstance(data, dict):
+            data = data.get("device_id")
+        if not isinstance(data, str) or not data.strip():
+            self.fail("invalid")
+        return data.strip()
+
+    def to_representation(self, value: str) -> str:
+        return value
+
+
+class RoleRefField(serializers.Field):
+    """`{"role_id": "..."}` binds a role, `{}` unbinds."""
+
+    default_error_messages = {"invalid": 'must be {"role_id": "..."} or {}'}
+
+    def to_internal_value(self, data) -> str | None:
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        role_id = data.get("role_id")
+        if role_id in (None, ""):
+            return None
+        if not isinstance(role_id, str):
+            self.fail("invalid")
+        return role_id
+
+    def to_representation(self, value):
+        return {"role_id": value} if value else {}
+
+
+class VoiceUpdateParams(serializers.Serializer):
+    threshold = serializers.FloatField(
+        min_value=0.0, max_value=1.0, required=False, allow_null=True
+    )
+    role_bind = RoleRefField(required=False)
+    dev_bind = serializers.ListField(child=DeviceRefField(), required=False, allow_empty=True)

@@ -1,0 +1,230 @@
+"""Voiceprint API: voices, identify, verify, extract. Thin: parse, call a service, reply."""
+
+from __future__ import annotations
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+
+from devices.selectors import device_get_plain
+from roles.selectors import role_get
+from tenancy.envelope import VoiceprintAPIView, ok
+from tenancy.errors import not_found
+from tenancy.schema import enveloped
+from voiceprint import selectors, services
+from voiceprint.api.serializers import (
+    ExtractResultSerializer,
+    IdentifyParams,
+    IdentifyResultSerializer,
+    VerifyResultSerializer,
+    VoiceCreateParams,
+    VoiceSerializer,
+    VoiceUpdateParams,
+)
+from voiceprint.audio_input import AUDIO_PARSERS, read_audio_request, require_audio
+
+AUDIO_REQUEST_PARSERS = [JSONParser, FormParser, MultiPartParser, *AUDIO_PARSERS]
+
+
+def voice_reply(request: Request, voice_id: str):
+    voice = selectors.voice_get(request.user.tenant, voice_id)
+    return ok(VoiceSerializer(voice, context={"request": request}).data)
+
+
+def _validated(serializer_class, data):
+    params = serializer_class(data=data)
+    params.is_valid(raise_exception=True)
+    return params.validated_data
+
+
+class VoiceCreateView(VoiceprintAPIView):
+    parser_classes = AUDIO_REQUEST_PARSERS
+
+    @extend_schema(
+        operation_id="voices_create",
+        request=VoiceCreateParams,
+        responses=enveloped(VoiceSerializer),
+    )
+    def post(self, request):
+        tenant = request.user.tenant
+        audio_request = read_audio_request(request)
+        params = _validated(VoiceCreateParams, audio_request.params)
+        device = device_get_plain(tenant, params["device_id"])
+        role = role_get(tenant, params["role_id"]) if params.get("role_id") else None
+        voice = services.enroll_voice(
+            tenant=tenant,
+            audio=require_audio(audio_request),
+            devices=[device],
+            role=role,
+            threshold=params.get("threshold"),
+            name=params.get("voice_name", ""),
+        )
+        return voice_reply(request, voice.voice_id)
+
+
+class VoiceListView(VoiceprintAPIView):
+    @extend_schema(
+        operation_id="voices_list",
+        parameters=[OpenApiParameter("device_id", str), OpenApiParameter("role_id", str)],
+        responses=enveloped(VoiceSerializer(many=True)),
+    )
+    def get(self, request):
+        voices = selectors.voice_list(
+            request.user.tenant,
+            device_id=request.query_params.get("device_id"),
+            role_id=request.query_params.get("role_id"),
+        )
+        return ok(VoiceSerializer(voices, many=True, context={"request": request}).data)
+
+
+class VoiceDetailView(VoiceprintAPIView):
+    @extend_schema(operation_id="voices_get", responses=enveloped(VoiceSerializer))
+    def get(self, request, voice_id: str):
+        return voice_reply(request, voice_id)
+
+    @extend_schema(
+        operation_id="voices_update", request=VoiceUpdateParams, responses=enveloped(None)
+    )
+    def put(self, request, voice_id: str):
+        tenant = request.user.tenant
+        voice = selectors.voice_get(tenant, voice_id)
+        params = _validated(VoiceUpdateParams, request.data)
+        changes = {}
+        if "threshold" in params:
+            changes["threshold"] = params["threshold"]
+        if "role_bind" in params:
+            role_id = params["role_bind"]
+            changes["role"] = role_get(tenant, role_id) if role_id else None
+        if "dev_bind" in params:
+            changes["devices"] = [
+                device_get_plain(tenant, d) for d in dict.fromkeys(params["dev_bind"])
+            ]
+        services.update_voice(voice, **changes)
+        return ok()
+
+    @extend_schema(operation_id="voices_delete", responses=enveloped(None))
+    def delete(self, request, voice_id: str):
+        services.delete_voice(selectors.voice_get(request.user.tenant, voice_id))
+        return ok()
+
+
+class VoiceBindView(VoiceDetailView):
+    """`PUT voicesbind/{voiceId}`: the same update under the seed's own path."""
+
+    http_method_names = ["put", "options"]
+
+    @extend_schema(
+        operation_id="voicesbind_update", request=VoiceUpdateParams, responses=enveloped(None)
+    )
+    def put(self, request, voice_id: str):
+        return super().put(request, voice_id)
+
+
+class VoiceSamplesView(VoiceprintAPIView):
+    parser_classes = AUDIO_REQUEST_PARSERS
+
+    @extend_schema(operation_id="voices_samples_add", responses=enveloped(VoiceSerializer))
+    def post(self, request, voice_id: str):
+        voice = selectors.voice_get(request.user.tenant, voice_id)
+        services.add_sample(voice, require_audio(read_audio_request(request)))
+        return voice_reply(request, voice_id)
+
+
+class VoiceAudioView(VoiceprintAPIView):
+    @extend_schema(
+        operation_id="voices_audio",
+        parameters=[
+            OpenApiParameter("sample", int, description="0-based sample index (default 0)")
+        ],
+        responses={(200, "audio/wav"): bytes},
+    )
+    def get(self, request, voice_id: str):
+        voice = selectors.voice_get(request.user.tenant, voice_id)
+        index = request.query_params.get("sample", "0")
+        samples = list(voice.samples.order_by("created_at", "pk").values_list("audio", flat=True))
+        if not index.isdigit() or int(index) >= len(samples):
+            raise not_found("sample")
+        name = samples[int(index)]
+        return FileResponse(
+            default_storage.open(name, "rb"),
+            content_type="audio/wav",
+            filename=f"{voice.voice_id}-{index}.wav",
+        )
+
+
+class VoiceVerifyView(VoiceprintAPIView):
+    parser_classes = AUDIO_REQUEST_PARSERS
+
+    @extend_schema(operation_id="voices_verify", responses=enveloped(VerifyResultSerializer))
+    def post(self, request, voice_id: str):
+        voice = selectors.voice_get(request.user.tenant, voice_id)
+        result = services.verify_voice(voice, require_audio(read_audio_request(request)))
+        reply = {
+            "voice_id": voice.voice_id,
+            "score": round(result.score, 6),
+            "threshold": voice.threshold,
+            "verified": result.verified,
+            "model": result.model,
+            "processing_time_ms": result.processing_time_ms,
+        }
+        return ok(VerifyResultSerializer(reply).data)
+
+
+class VoiceIdentifyView(VoiceprintAPIView):
+    parser_classes = AUDIO_REQUEST_PARSERS
+
+    @extend_schema(
+        operation_id="voices_identify",
+        request=IdentifyParams,
+        responses=enveloped(IdentifyResultSerializer),
+    )
+    def post(self, request):
+        tenant = request.user.tenant
+        audio_request = read_audio_request(request)
+        params = _validated(IdentifyParams, audio_request.params)
+        device = device_get_plain(tenant, params["device_id"])
+        result = services.identify_on_device(
+            tenant=tenant,
+            device=device,
+            audio=require_audio(audio_request),
+            agent_id=params.get("agent_id") or None,
+            top_k=params["top_k"],
+        )
+        return ok(IdentifyResultSerializer(identify_reply(result)).data)
+
+
+def identify_reply(result: services.IdentifyResult) -> dict:
+    best = result.best
+    winner = best.voice if result.matched else None
+    return {
+        "matched": result.matched,
+        "voice_id": winner.voice_id if winner else None,
+        "voice_name": winner.name if winner else None,
+        "role_id": winner.role.role_id if winner and winner.role else None,
+        "role_name": winner.role.name if winner and winner.role else None,
+        "score": round(best.score, 6) if best else None,
+        "threshold": result.threshold,
+        "interrupt": result.interrupt,
+        "candidates": [
+            {"voice_id": c.voice.voice_id, "voice_name": c.voice.name, "score": round(c.score, 6)}
+            for c in result.candidates
+        ],
+        "model": result.model,
+        "processing_time_ms": result.processing_time_ms,
+    }
+
+
+class FeatureExtractView(VoiceprintAPIView):
+    parser_classes = AUDIO_REQUEST_PARSERS
+
+    @extend_schema(operation_id="features_extract", responses=enveloped(ExtractResultSerializer))
+    def post(self, request):
+        embedding = services.embed(require_audio(read_audio_request(request))).embedding
+        reply = {
+            "embedding": embedding.vector.tolist(),
+            "dim": embedding.dim,
+            "model": embedding.model,
+        }
+        return ok(reply)

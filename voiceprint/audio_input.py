@@ -1,0 +1,180 @@
+"""Where a request's audio comes from: the one place that reads it (API.md, "Audio input").
+
+Three forms, for every endpoint that takes audio:
+1. raw body (`audio/wav`, `audio/x-wav`, `audio/*`, `application/octet-stream`), at most
+   512 KB, parameters in `X-` headers (non-ASCII values percent-encoded UTF-8);
+2. JSON with `audio_url` (fetched server-side, at most 10 MB) or `audio_base64`
+   (raw base64 or a `data:audio/...;base64,` URI, at most 10 MB decoded);
+3. multipart/form-data with a `file` field, at most 10 MB.
+A URL wins over any other form.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+from django.conf import settings
+from rest_framework.parsers import BaseParser
+from rest_framework.request import Request
+
+from tenancy.errors import ApiError, ErrorCode, invalid
+from voiceprint.url_fetch import FetchPolicy, fetch_url, parse_allowlist
+
+KB = 1024
+MB = 1024 * KB
+RAW_BODY_LIMIT = 512 * KB
+URL_LIMIT = 10 * MB
+BASE64_LIMIT = 10 * MB
+UPLOAD_LIMIT = 10 * MB
+
+RAW_MEDIA_TYPES = ("audio/", "application/octet-stream")
+
+#: Parameters a raw-body request carries in headers, and their names in JSON / forms.
+HEADER_PARAMETERS = {
+    "HTTP_X_DEVICE_ID": "device_id",
+    "HTTP_X_ROLE_ID": "role_id",
+    "HTTP_X_THRESHOLD": "threshold",
+    "HTTP_X_VOICE_NAME": "voice_name",
+    "HTTP_X_AGENT_ID": "agent_id",
+    "HTTP_X_TOP_K": "top_k",
+    "HTTP_X_AUDIO_URL": "audio_url",
+}
+
+_DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?);base64,", re.I)
+
+
+@dataclass
+class AudioRequest:
+    """The audio of a request (None when none was given) and its other parameters."""
+
+    audio: bytes | None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+class RawAudioParser(BaseParser):
+    """Reads a raw audio body, refusing it (41300) before reading when it is too large."""
+
+    media_type = "audio/*"
+
+    def parse(self, stream, media_type=None, parser_context=None) -> bytes:
+        request = parser_context["request"]
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        if declared.isdigit() and int(declared) > RAW_BODY_LIMIT:
+            raise _too_large("raw audio body", RAW_BODY_LIMIT)
+        data = stream.read(RAW_BODY_LIMIT + 1) if stream is not None else b""
+        if len(data) > RAW_BODY_LIMIT:
+            raise _too_large("raw audio body", RAW_BODY_LIMIT)
+        return data
+
+
+class OctetStreamAudioParser(RawAudioParser):
+    media_type = "application/octet-stream"
+
+
+AUDIO_PARSERS = [RawAudioParser, OctetStreamAudioParser]
+
+
+def read_audio_request(request: Request) -> AudioRequest:
+    """The audio and parameters of a Voiceprint API request, in any of the three forms."""
+    content_type = request.content_type.split(";")[0].strip().lower()
+    if content_type.startswith(RAW_MEDIA_TYPES):
+        params = header_parameters(request)
+        body = request.data if isinstance(request.data, bytes) else b""
+        audio = _audio_from_url(params["audio_url"]) if params.get("audio_url") else body
+        return AudioRequest(audio=audio or None, params=params)
+    data = request.data
+    if hasattr(data, "dict"):  # a QueryDict (form / multipart): one value per key
+        params = {key: value for key, value in data.items() if key != "file"}
+    elif isinstance(data, dict):
+        params = dict(data)
+    else:
+        raise invalid("body", "expected a JSON object")
+    return AudioRequest(audio=_audio_from_fields(params, request.FILES.get("file")), params=params)
+
+
+def header_parameters(request: Request) -> dict[str, str]:
+    params = {}
+    for header, name in HEADER_PARAMETERS.items():
+        if header in request.META:
+            params[name] = _decode_header(name, request.META[header])
+    return params
+
+
+def _decode_header(name: str, raw: str) -> str:
+    """Header values may be percent-encoded UTF-8 (X-Voice-Name: %E5%A6%88%E5%A6%88)."""
+    try:
+        # WSGI hands headers over as latin-1; undo that for clients that sent raw UTF-8.
+        raw = raw.encode("latin-1").decode("utf-8")
+        return unquote(raw, errors="strict").strip()
+    except (UnicodeError, ValueError):
+        raise invalid(name, "header is not valid (percent-encoded) UTF-8") from None
+
+
+def _audio_from_fields(params: dict[str, Any], upload) -> bytes | None:
+    url, encoded = params.pop("audio_url", None), params.pop("audio_base64", None)
+    if url:
+        return _audio_from_url(url)
+    if encoded:
+        return decode_base64_audio(encoded, "audio_base64")
+    if upload is not None:
+        if upload.size > UPLOAD_LIMIT:
+            raise _too_large("file", UPLOAD_LIMIT)
+        return upload.read() or None
+    return None
+
+
+def audio_from_reference(value: Any, field_name: str) -> bytes:
+    """An audio field of the Voice API: an http(s) URL, raw base64 or a data URI."""
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(ErrorCode.NO_AUDIO, f"{field_name}: no audio given")
+    value = value.strip()
+    if re.match(r"^[a-z][a-z0-9+.-]*://", value, re.I):
+        return _audio_from_url(value)
+    return decode_base64_audio(value, field_name)
+
+
+def decode_base64_audio(value: Any, field_name: str) -> bytes:
+    if not isinstance(value, str):
+        raise invalid(field_name, "must be a base64 string")
+    match = _DATA_URI.match(value)
+    payload = value[match.end() :] if match else value
+    payload = re.sub(r"\s+", "", payload)
+    if len(payload) * 3 // 4 > BASE64_LIMIT:
+        raise _too_large(field_name, BASE64_LIMIT)
+    try:
+        audio = base64.b64decode(payload + "=" * (-len(payload) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid(field_name, "is not valid base64") from None
+    if not audio:
+        raise ApiError(ErrorCode.NO_AUDIO, f"{field_name}: no audio given")
+    return audio
+
+
+def _audio_from_url(url: Any) -> bytes:
+    if not isinstance(url, str):
+        raise invalid("audio_url", "must be a string")
+    return fetch_url(url.strip(), fetch_policy()).content
+
+
+def fetch_policy() -> FetchPolicy:
+    return FetchPolicy(
+        max_bytes=URL_LIMIT, allowlist=parse_allowlist(settings.VOICEPRINT_URL_ALLOWLIST)
+    )
+
+
+def require_audio(audio_request: AudioRequest) -> bytes:
+    if not audio_request.audio:
+        raise ApiError(
+            ErrorCode.NO_AUDIO,
+            "no audio given: send a WAV body, audio_url, audio_base64 or a multipart file",
+        )
+    return audio_request.audio
+
+
+def _too_large(what: str, limit: int) -> ApiError:
+    return ApiError(ErrorCode.AUDIO_TOO_LARGE, f"{what} is larger than {limit // KB} KB")

@@ -1,0 +1,63 @@
+"""Reads: voices, always scoped to one tenant, and nearest-neighbour search."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from django.db.models import Count, Prefetch, QuerySet
+from django.db.models.functions import Cast
+from pgvector.django import CosineDistance, VectorField
+
+from devices.models import Device
+from tenancy.models import Tenant
+from tenancy.scoping import get_owned, owned
+from voiceprint.models import Voice
+
+
+def voices_with_relations(queryset: QuerySet[Voice]) -> QuerySet[Voice]:
+    """What the voice object needs, in a fixed number of queries."""
+    return (
+        queryset.select_related("role")
+        .prefetch_related(Prefetch("devices", queryset=Device.objects.order_by("created_at", "pk")))
+        .annotate(sample_count=Count("samples", distinct=True))
+        .defer("centroid")
+    )
+
+
+def voice_list(
+    tenant: Tenant, *, device_id: str | None = None, role_id: str | None = None
+) -> QuerySet[Voice]:
+    voices = owned(Voice, tenant)
+    if device_id:
+        voices = voices.filter(devices__device_id=device_id, devices__tenant=tenant)
+    if role_id:
+        voices = voices.filter(role__role_id=role_id)
+    return voices_with_relations(voices)
+
+
+def voice_get(tenant: Tenant, voice_id: str) -> Voice:
+    return get_owned(
+        voices_with_relations(owned(Voice, tenant)), tenant, "voice", voice_id=voice_id
+    )
+
+
+def voice_get_for_update(tenant: Tenant, voice_id: str) -> Voice:
+    """The voice row, locked until the end of the transaction."""
+    return get_owned(owned(Voice, tenant).select_for_update(), tenant, "voice", voice_id=voice_id)
+
+
+def nearest_voices(
+    candidates: QuerySet[Voice], vector: np.ndarray, model: str, top_k: int
+) -> Sequence[Voice]:
+    """The `top_k` voices among `candidates` closest to `vector` by cosine distance, each
+    with `.distance`. Only voices of the same engine are compared. The expression matches
+    the partial HNSW index of that dimension (migration 0002)."""
+    dim = len(vector)
+    typed_centroid = Cast("centroid", VectorField(dimensions=dim))
+    return list(
+        candidates.filter(model=model, dim=dim, centroid__isnull=False)
+        .select_related("role")
+        .annotate(distance=CosineDistance(typed_centroid, vector))
+        .order_by("distance", "pk")[:top_k]
+    )

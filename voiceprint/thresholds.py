@@ -1,0 +1,38 @@
+"""Default match thresholds per engine, as cosine similarity.
+
+The Voiceprint API's `threshold` is a similarity (match when score >= threshold); the
+Voice API's is the matching cosine distance, 1 - similarity. How these were chosen is in
+the README ("Choosing a threshold"). VOICEPRINT_DEFAULT_THRESHOLDS overrides them, e.g.
+"ge2e=0.80,eres2net=0.30".
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+DEFAULT_SIMILARITY_THRESHOLDS = {
+    # The EER point of GE2E on the shared real speech (python manage.py evaluate).
+    "ge2e": 0.75,
+    # ModelScope's published verification threshold for its ERes2Net zh-cn model; not
+    # measurable here (no weights can be downloaded): measure it with `evaluate`.
+    "eres2net": 0.25,
+    # No published figure found; the ERes2Net value until measured with `evaluate`.
+    "campplus": 0.25,
+}
+FALLBACK_SIMILARITY_THRESHOLD = 0.5
+
+
+def _overrides() -> dict[str, float]:
+    pairs = (item.split("=", 1) for item in settings.VOICEPRINT_DEFAULT_THRESHOLDS.split(","))
+    return {name.strip(): float(value) for name, value in (p for p in pairs if len(p) == 2)}
+
+
+def default_similarity_threshold(engine_name: str) -> float:
+    overrides = _overrides()
+    if engine_name in overrides:
+        return overrides[engine_name]
+    return DEFAULT_SIMILARITY_THRESHOLDS.get(engine_name, FALLBACK_SIMILARITY_THRESHOLD)
+
+
+def default_distance_threshold(engine_name: str) -> float:
+    return round(1.0 - default_similarity_threshold(engine_name), 6)
