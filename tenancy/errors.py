@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from enum import IntEnum
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions as drf
 
@@ -127,6 +127,7 @@ _MAPPERS: list[tuple[type[Exception], Callable[[Exception], ApiError]]] = [
     (drf.MethodNotAllowed, _coded(ErrorCode.INVALID_PARAMETER, _drf_detail)),
     (drf.NotAcceptable, _coded(ErrorCode.INVALID_PARAMETER, _drf_detail)),
     (drf.Throttled, _coded(ErrorCode.RATE_LIMITED, _drf_detail)),
+    (RequestDataTooBig, _coded(ErrorCode.AUDIO_TOO_LARGE, lambda e: "request body is too large")),
     (engine_errors.AudioDecodeError, _coded(ErrorCode.UNDECODABLE_AUDIO)),
     (engine_errors.InsufficientSpeechError, _coded(ErrorCode.TOO_LITTLE_SPEECH)),
     (engine_errors.EngineUnavailableError, _coded(ErrorCode.UNAVAILABLE)),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -50,10 +51,17 @@ _DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*
 
 @dataclass
 class AudioRequest:
-    """The audio of a request (None when none was given) and its other parameters."""
+    """A request's parameters, and its audio, read on first use: a URL is fetched only
+    after the caller has checked the parameters (an unknown device costs no download)."""
 
-    audio: bytes | None
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any]
+    source: Callable[[], bytes | None]
+    _audio: bytes | None = field(default=None, init=False, repr=False)
+
+    def audio(self) -> bytes | None:
+        if self._audio is None:
+            self._audio = self.source() or None
+        return self._audio
 
 
 class RawAudioParser(BaseParser):
@@ -85,8 +93,8 @@ def read_audio_request(request: Request) -> AudioRequest:
     if content_type.startswith(RAW_MEDIA_TYPES):
         params = header_parameters(request)
         body = request.data if isinstance(request.data, bytes) else b""
-        audio = _audio_from_url(params["audio_url"]) if params.get("audio_url") else body
-        return AudioRequest(audio=audio or None, params=params)
+        url = params.pop("audio_url", None)
+        return AudioRequest(params, (lambda: _audio_from_url(url)) if url else (lambda: body))
     data = request.data
     if hasattr(data, "dict"):  # a QueryDict (form / multipart): one value per key
         params = {key: value for key, value in data.items() if key != "file"}
@@ -94,7 +102,9 @@ def read_audio_request(request: Request) -> AudioRequest:
         params = dict(data)
     else:
         raise invalid("body", "expected a JSON object")
-    return AudioRequest(audio=_audio_from_fields(params, request.FILES.get("file")), params=params)
+    url, encoded = params.pop("audio_url", None), params.pop("audio_base64", None)
+    upload = request.FILES.get("file")
+    return AudioRequest(params, lambda: _audio_from_fields(url, encoded, upload))
 
 
 def header_parameters(request: Request) -> dict[str, str]:
@@ -115,8 +125,7 @@ def _decode_header(name: str, raw: str) -> str:
         raise invalid(name, "header is not valid (percent-encoded) UTF-8") from None
 
 
-def _audio_from_fields(params: dict[str, Any], upload) -> bytes | None:
-    url, encoded = params.pop("audio_url", None), params.pop("audio_base64", None)
+def _audio_from_fields(url: Any, encoded: Any, upload) -> bytes | None:
     if url:
         return _audio_from_url(url)
     if encoded:
@@ -168,12 +177,13 @@ def fetch_policy() -> FetchPolicy:
 
 
 def require_audio(audio_request: AudioRequest) -> bytes:
-    if not audio_request.audio:
+    audio = audio_request.audio()
+    if not audio:
         raise ApiError(
             ErrorCode.NO_AUDIO,
             "no audio given: send a WAV body, audio_url, audio_base64 or a multipart file",
         )
-    return audio_request.audio
+    return audio
 
 
 def _too_large(what: str, limit: int) -> ApiError:

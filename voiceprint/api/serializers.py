@@ -112,7 +112,7 @@ class ExtractResultSerializer(serializers.Serializer):
 class DeviceRefField(serializers.Field):
     """A bound device: `{"device_id": "..."}` or just the id string."""
 
-    default_error_messages = {"invalid": 'each item must be a device_id or {"device_id": ...}'}
+    default_error_messages = {"invalid": 'each item must be a device_id or {{"device_id": ...}}'}
 
     def to_internal_value(self, data) -> str:
         if isinstance(data, dict):
@@ -128,7 +128,7 @@ class DeviceRefField(serializers.Field):
 class RoleRefField(serializers.Field):
     """`{"role_id": "..."}` binds a role, `{}` unbinds."""
 
-    default_error_messages = {"invalid": 'must be {"role_id": "..."} or {}'}
+    default_error_messages = {"invalid": 'must be {{"role_id": "..."}} or {{}}'}
 
     def to_internal_value(self, data) -> str | None:
         if not isinstance(data, dict):

@@ -144,7 +144,7 @@ class VoiceAudioView(VoiceprintAPIView):
         voice = selectors.voice_get(request.user.tenant, voice_id)
         index = request.query_params.get("sample", "0")
         samples = list(voice.samples.order_by("created_at", "pk").values_list("audio", flat=True))
-        if not index.isdigit() or int(index) >= len(samples):
+        if not (index.isascii() and index.isdigit()) or int(index) >= len(samples):
             raise not_found("sample")
         name = samples[int(index)]
         return FileResponse(

@@ -1,0 +1,270 @@
+"""Fixtures and helpers of the Voiceprint API voice tests.
+
+Audio: the real speech in ../shared/audio/zh, read once per session (`speech`), plus a few
+synthetic recordings made here (silence, a too-short clip). Voices are enrolled through the
+API itself; helpers below keep each test short.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import pytest
+import soundfile
+
+from tests.conftest import SHARED_AUDIO
+from tests.helpers import VP, envelope
+
+ZH = SHARED_AUDIO / "zh"
+SPEAKERS = ("fangjun", "leijun", "liudehua")
+ENGINE = "ge2e"
+DIM = 256
+PRINTABLE_ASCII = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+
+
+# --------------------------------------------------------------------------- storage
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path) -> Path:
+    """Uploaded audio goes to a fresh folder per test, never to var/."""
+    root = tmp_path / "media"
+    root.mkdir()
+    settings.MEDIA_ROOT = str(root)
+    return root
+
+
+def stored_files(root: Path) -> set[str]:
+    return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
+
+
+@contextmanager
+def nothing_stored(root: Path) -> Iterator[None]:
+    """Assert that the block adds no voice, sample, binding or audio file."""
+    from voiceprint.models import Voice, VoiceBinding, VoiceSample
+
+    def snapshot():
+        return (
+            Voice.objects.count(),
+            VoiceSample.objects.count(),
+            VoiceBinding.objects.count(),
+            stored_files(root),
+        )
+
+    before = snapshot()
+    yield
+    assert snapshot() == before
+
+
+# --------------------------------------------------------------------------- audio
+
+
+@cache
+def _read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+class Speech:
+    """Bytes of the shared recordings, e.g. `speech.enroll("fangjun", 1)`."""
+
+    def enroll(self, speaker: str, n: int = 1) -> bytes:
+        return _read(ZH / "enroll" / f"{speaker}-sr-{n}.wav")
+
+    def test(self, speaker: str, n: int = 1) -> bytes:
+        return _read(ZH / "test" / f"{speaker}-test-sr-{n}.wav")
+
+    def enroll_files(self, speaker: str) -> list[bytes]:
+        return [_read(p) for p in sorted((ZH / "enroll").glob(f"{speaker}-sr-*.wav"))]
+
+    def test_files(self, speaker: str) -> list[tuple[str, bytes]]:
+        paths = sorted((ZH / "test").glob(f"{speaker}-test-sr-*.wav"))
+        return [(p.name, _read(p)) for p in paths]
+
+
+@pytest.fixture
+def speech(shared_audio) -> Speech:
+    return Speech()
+
+
+def wav_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def read_wav(data: bytes) -> tuple[np.ndarray, int]:
+    samples, rate = soundfile.read(io.BytesIO(data), dtype="int16")
+    return samples, rate
+
+
+def silence(seconds: float = 3.0) -> bytes:
+    return wav_bytes(np.zeros(int(16000 * seconds), dtype=np.int16))
+
+
+def clip(wav: bytes, start: float, seconds: float) -> bytes:
+    samples, rate = read_wav(wav)
+    return wav_bytes(samples[int(start * rate) : int((start + seconds) * rate)], rate)
+
+
+# --------------------------------------------------------------------------- API helpers
+
+
+def create_device(api, device_id: str, name: str = "") -> dict:
+    body = {"device_id": device_id, **({"device_name": name} if name else {})}
+    return envelope(api.post(VP + "devices", body, format="json"))
+
+
+def create_role(api, name: str) -> str:
+    return envelope(api.post(VP + "roles", {"role_name": name}, format="json"))["role_id"]
+
+
+def default_role(api) -> dict:
+    (role,) = [r for r in envelope(api.get(VP + "roles")) if r["role_name"] == "default"]
+    return role
+
+
+def device_stats(api, device_id: str) -> dict:
+    return envelope(api.get(VP + f"devices/{device_id}"))["stats"]
+
+
+def raw_headers(content_type: str = "audio/wav", **params) -> dict:
+    """Django test-client keyword arguments for a raw-body request: X- headers from params
+    (non-ASCII values percent-encoded UTF-8)."""
+    headers = {"content_type": content_type}
+    for name, value in params.items():
+        if value is not None:  # voice_name -> X-Voice-Name (META key HTTP_X_VOICE_NAME)
+            headers["HTTP_X_" + name.upper()] = quote(str(value), safe=PRINTABLE_ASCII)
+    return headers
+
+
+def post_raw(api, path: str, audio: bytes, content_type: str = "audio/wav", **params):
+    return api.post(VP + path, data=audio, **raw_headers(content_type, **params))
+
+
+def enroll(api, audio: bytes, device_id: str, **params) -> dict:
+    """Enroll by raw body; returns the voice object."""
+    return envelope(post_raw(api, "voices/create", audio, device_id=device_id, **params))
+
+
+def enroll_speaker(api, speech: Speech, speaker: str, device_id: str, **params) -> dict:
+    """Enroll every enroll/ file of `speaker`: the first creates, the rest are samples."""
+    first, *more = speech.enroll_files(speaker)
+    voice = enroll(api, first, device_id, voice_name=speaker, **params)
+    for audio in more:
+        voice = envelope(post_raw(api, f"voices/{voice['voice_id']}/samples", audio))
+    return voice
+
+
+def get_voice(api, voice_id: str) -> dict:
+    return envelope(api.get(VP + f"voices/{voice_id}"))
+
+
+def verify(api, voice_id: str, audio: bytes) -> dict:
+    return envelope(post_raw(api, f"voices/{voice_id}/verify", audio))
+
+
+def identify(api, audio: bytes, device_id: str, **params) -> dict:
+    return envelope(post_raw(api, "voices/identify", audio, device_id=device_id, **params))
+
+
+def update(api, voice_id: str, body: dict, path: str = "voices", code: int = 0):
+    return envelope(api.put(VP + f"{path}/{voice_id}", body, format="json"), code)
+
+
+# --------------------------------------------------------------------------- local servers
+
+
+@dataclass
+class AudioServer:
+    """A local HTTP server: `routes` maps a path to (status, headers, body); every request
+    path is logged in `requests`."""
+
+    host: str
+    routes: dict[str, tuple[int, dict, bytes]] = field(default_factory=dict)
+    requests: list[str] = field(default_factory=list)
+    port: int = 0
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def serve(self, path: str, body: bytes, status: int = 200, **headers: str) -> str:
+        self.routes[path] = (status, headers, body)
+        return self.url(path)
+
+
+@contextmanager
+def running_server(host: str) -> Iterator[AudioServer]:
+    server_state = AudioServer(host)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            server_state.requests.append(self.path)
+            status, headers, body = server_state.routes.get(self.path, (404, {}, b"not found"))
+            self.send_response(status)
+            for name, value in {"Content-Type": "audio/wav", **headers}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    try:
+        httpd = ThreadingHTTPServer((host, 0), Handler)
+    except OSError as exc:
+        pytest.skip(f"cannot listen on {host}: {exc}")
+    server_state.port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server_state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def audio_server(settings) -> Iterator[AudioServer]:
+    """A server on 127.0.0.1, which the tests allow-list (API.md)."""
+    settings.VOICEPRINT_URL_ALLOWLIST = "127.0.0.1"
+    with running_server("127.0.0.1") as server:
+        yield server
+
+
+@pytest.fixture
+def forbidden_server() -> Iterator[AudioServer]:
+    """A server on another loopback address, never allow-listed."""
+    with running_server("127.0.0.2") as server:
+        yield server
+
+
+@pytest.fixture
+def connects(monkeypatch) -> list[tuple]:
+    """Every socket.connect() made while the test runs, as (host, port)."""
+    log: list[tuple] = []
+    real_connect = socket.socket.connect
+
+    def recording_connect(sock: socket.socket, address) -> None:
+        log.append(tuple(address[:2]))
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", recording_connect)
+    return log
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,283 @@
+"""verify (1:1), identify (1:N) on real speech, engine mismatch, features/extract."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from tests.helpers import VP, envelope
+from tests.voiceprint.conftest import (
+    DIM,
+    ENGINE,
+    SPEAKERS,
+    create_device,
+    create_role,
+    device_stats,
+    enroll,
+    enroll_speaker,
+    get_voice,
+    identify,
+    nothing_stored,
+    post_raw,
+    silence,
+    update,
+    verify,
+)
+from voiceprint.models import Voice
+
+A, B = "dev-a", "dev-b"
+AGENT = "agent_001"
+VERIFY_FIELDS = {"voice_id", "score", "threshold", "verified", "model", "processing_time_ms"}
+IDENTIFY_FIELDS = {
+    "matched", "voice_id", "voice_name", "role_id", "role_name", "score", "threshold",
+    "interrupt", "candidates", "model", "processing_time_ms",
+}  # fmt: skip
+
+
+@pytest.fixture
+def fangjun(api, speech) -> dict:
+    create_device(api, A)
+    return enroll(api, speech.enroll("fangjun"), A, voice_name="fangjun")
+
+
+def check_candidates(result: dict) -> None:
+    scores = [c["score"] for c in result["candidates"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(set(c) == {"voice_id", "voice_name", "score"} for c in result["candidates"])
+    if scores:
+        assert result["score"] == scores[0]
+
+
+# --------------------------------------------------------------------------- verify
+
+
+@pytest.mark.django_db
+class TestVerify:
+    def test_same_speaker_is_verified(self, api, speech, fangjun):
+        result = verify(api, fangjun["voice_id"], speech.test("fangjun", 1))
+        assert set(result) == VERIFY_FIELDS
+        assert result["voice_id"] == fangjun["voice_id"]
+        assert result["threshold"] == fangjun["threshold"]
+        assert result["verified"] is True and result["score"] >= result["threshold"]
+        assert result["model"] == ENGINE
+        assert isinstance(result["processing_time_ms"], int) and result["processing_time_ms"] >= 0
+
+    def test_different_speaker_is_not_verified(self, api, speech, fangjun):
+        result = verify(api, fangjun["voice_id"], speech.test("leijun", 1))
+        assert result["verified"] is False and result["score"] < result["threshold"]
+
+    def test_the_voice_threshold_decides(self, api, speech, fangjun):
+        voice_id = fangjun["voice_id"]
+        update(api, voice_id, {"threshold": 0.0})
+        stranger = verify(api, voice_id, speech.test("leijun", 1))
+        assert stranger["threshold"] == 0.0 and stranger["verified"] is True
+        update(api, voice_id, {"threshold": 1.0})
+        assert verify(api, voice_id, speech.test("fangjun", 1))["verified"] is False
+
+    @pytest.mark.parametrize("form", ["base64", "data_uri", "multipart", "url"])
+    def test_every_audio_form(self, api, speech, fangjun, audio_server, form):
+        audio = speech.test("fangjun", 1)
+        encoded = base64.b64encode(audio).decode()
+        body, fmt = {
+            "base64": ({"audio_base64": encoded}, "json"),
+            "data_uri": ({"audio_base64": "data:audio/wav;base64," + encoded}, "json"),
+            "multipart": ({"file": SimpleUploadedFile("t.wav", audio, "audio/wav")}, "multipart"),
+            "url": ({"audio_url": audio_server.serve("/t.wav", audio)}, "json"),
+        }[form]
+        path = VP + f"voices/{fangjun['voice_id']}/verify"
+        result = envelope(api.post(path, body, format=fmt))
+        raw = verify(api, fangjun["voice_id"], audio)
+        assert {**result, "processing_time_ms": 0} == {**raw, "processing_time_ms": 0}
+
+    def test_errors(self, api, fangjun):
+        path = f"voices/{fangjun['voice_id']}/verify"
+        envelope(post_raw(api, path, b""), 40001)
+        envelope(api.post(VP + path, {}, format="json"), 40001)
+        envelope(post_raw(api, path, b"garbage" * 50), 40002)
+        envelope(post_raw(api, path, silence(3.0)), 40003)
+        envelope(post_raw(api, "voices/nope/verify", silence(3.0)), 40400)
+
+
+# --------------------------------------------------------------------------- identify
+
+
+@pytest.fixture
+def galleries(api, speech) -> dict:
+    """Device A: fangjun (role 妈妈, may not interrupt AGENT), leijun (role 爸爸, no setting)
+    and liudehua (default role), each from all their enroll/ files. Device B: only fangjun
+    and leijun, enrolled again as voices of their own."""
+    create_device(api, A)
+    create_device(api, B)
+    mom, dad = create_role(api, "妈妈"), create_role(api, "爸爸")
+    body = {"roleinterrupt": [{"role_id": mom, "interrupt": "false"}]}
+    envelope(api.put(VP + f"roleinterrupt/{AGENT}", body, format="json"))
+    roles = {"fangjun": mom, "leijun": dad, "liudehua": None}
+    on_a = {s: enroll_speaker(api, speech, s, A, role_id=roles[s]) for s in SPEAKERS}
+    on_b = {s: enroll_speaker(api, speech, s, B) for s in ("fangjun", "leijun")}
+    assert [v["sample_count"] for v in on_a.values()] == [3, 2, 2]
+    return {"A": on_a, "B": on_b, "mom": mom, "dad": dad}
+
+
+@pytest.mark.django_db
+class TestIdentify:
+    def test_every_test_file_is_identified_as_its_speaker(self, api, speech, galleries):
+        on_a = galleries["A"]
+        expected_interrupt = {"fangjun": "false", "leijun": "true", "liudehua": "true"}
+        count = 0
+        for speaker in SPEAKERS:
+            voice = on_a[speaker]
+            for name, audio in speech.test_files(speaker):
+                result = identify(api, audio, A, agent_id=AGENT)
+                assert set(result) == IDENTIFY_FIELDS
+                assert result["matched"] is True, (name, result)
+                assert result["voice_id"] == voice["voice_id"], (name, result)
+                assert result["voice_name"] == speaker
+                assert result["role_id"] == voice["role_bind"]["role_id"]
+                assert result["role_name"] == voice["role_bind"]["role_name"]
+                assert result["threshold"] == voice["threshold"] <= result["score"]
+                assert result["interrupt"] == expected_interrupt[speaker]
+                assert result["model"] == ENGINE
+                assert len(result["candidates"]) == 3  # default top_k, three voices on A
+                assert result["candidates"][0]["voice_id"] == voice["voice_id"]
+                check_candidates(result)
+                count += 1
+        assert count == 7
+        stats = device_stats(api, A)
+        assert stats["identify_count"] == stats["matched_count"] == count
+        assert stats["last_identify_at"].endswith("Z")
+
+    def test_an_impostor_is_not_matched(self, api, speech, galleries):
+        on_b = {v["voice_id"] for v in galleries["B"].values()}
+        for name, audio in speech.test_files("liudehua"):
+            result = identify(api, audio, B, agent_id=AGENT)
+            assert result["matched"] is False, (name, result)
+            assert result["voice_id"] is result["voice_name"] is None
+            assert result["role_id"] is result["role_name"] is None
+            assert result["interrupt"] == "false"
+            assert result["score"] < result["threshold"]
+            assert {c["voice_id"] for c in result["candidates"]} == on_b
+            check_candidates(result)
+        # Only B's voices are candidates on B: fangjun is B's fangjun, not A's.
+        genuine = identify(api, speech.test("fangjun", 1), B)
+        assert genuine["voice_id"] == galleries["B"]["fangjun"]["voice_id"]
+        assert genuine["interrupt"] is None  # no agent_id
+        stats = device_stats(api, B)
+        assert (stats["identify_count"], stats["matched_count"]) == (3, 1)
+        assert device_stats(api, A)["identify_count"] == 0
+
+    def test_top_k_limits_the_candidates(self, api, speech, galleries):
+        audio = speech.test("leijun", 1)
+        for top_k, expected in ((1, 1), (2, 2), (50, 3)):
+            result = identify(api, audio, A, top_k=top_k)  # the X-Top-K header
+            assert len(result["candidates"]) == expected
+            check_candidates(result)
+            encoded = base64.b64encode(audio).decode()
+            body = {"audio_base64": encoded, "device_id": A, "top_k": top_k}
+            as_json = envelope(api.post(VP + "voices/identify", body, format="json"))
+            assert as_json["candidates"] == result["candidates"]
+        assert result["voice_id"] == galleries["A"]["leijun"]["voice_id"]
+
+    def test_interrupt_follows_the_role_setting(self, api, speech, galleries):
+        fangjun = galleries["A"]["fangjun"]["voice_id"]
+        audio = speech.test("fangjun", 1)
+        assert identify(api, audio, A, agent_id=AGENT)["interrupt"] == "false"
+        assert identify(api, audio, A, agent_id="agent_002")["interrupt"] == "true"
+        assert identify(api, audio, A)["interrupt"] is None
+        body = {"roleinterrupt": [{"role_id": galleries["mom"], "interrupt": "true"}]}
+        envelope(api.put(VP + f"roleinterrupt/{AGENT}", body, format="json"))
+        assert identify(api, audio, A, agent_id=AGENT)["interrupt"] == "true"
+        update(api, fangjun, {"role_bind": {"role_id": galleries["dad"]}})
+        result = identify(api, audio, A, agent_id=AGENT)
+        assert (result["role_name"], result["interrupt"]) == ("爸爸", "true")
+
+    def test_a_device_without_voices(self, api, speech):
+        create_device(api, A)
+        result = identify(api, speech.test("fangjun", 1), A, agent_id=AGENT)
+        assert result["matched"] is False and result["candidates"] == []
+        assert result["voice_id"] is result["score"] is result["threshold"] is None
+        assert result["interrupt"] == "false"
+        stats = device_stats(api, A)
+        assert (stats["identify_count"], stats["matched_count"]) == (1, 0)
+
+    def test_errors(self, api, speech):
+        create_device(api, A)
+        audio = speech.test("fangjun", 1)
+        encoded = base64.b64encode(audio).decode()
+        envelope(identify_raw(api, audio, device_id="nope"), 40400)
+        response = identify_raw(api, audio)
+        envelope(response, 40000)
+        assert "device_id" in response.json()["msg"]
+        envelope(api.post(VP + "voices/identify", {"audio_base64": encoded}, format="json"), 40000)
+        envelope(identify_raw(api, b"", device_id=A), 40001)
+        envelope(api.post(VP + "voices/identify", {"device_id": A}, format="json"), 40001)
+        for top_k in (0, -1, 51, "x"):
+            response = identify_raw(api, audio, device_id=A, top_k=top_k)
+            envelope(response, 40000)
+            assert "top_k" in response.json()["msg"]
+        envelope(identify_raw(api, silence(3.0), device_id=A), 40003)
+        stats = device_stats(api, A)
+        assert (stats["identify_count"], stats["last_identify_at"]) == (0, None)
+
+
+def identify_raw(api, audio: bytes, **params):
+    return post_raw(api, "voices/identify", audio, **params)
+
+
+# --------------------------------------------------------------------------- engines
+
+
+@pytest.mark.django_db
+class TestEngineMismatch:
+    def test_verify_and_samples_refuse_a_voice_of_another_engine(
+        self, api, speech, fangjun, media_root
+    ):
+        voice_id = fangjun["voice_id"]
+        Voice.objects.filter(voice_id=voice_id).update(model="eres2net")
+        for path, audio in (("verify", speech.test("fangjun", 1)),
+                            ("samples", speech.enroll("fangjun", 2))):  # fmt: skip
+            with nothing_stored(media_root):
+                response = post_raw(api, f"voices/{voice_id}/{path}", audio)
+                envelope(response, 40900)
+            assert "reembed" in response.json()["msg"]
+        assert get_voice(api, voice_id)["sample_count"] == 1
+
+    def test_identify_on_a_device_of_another_engine_only(self, api, speech, fangjun):
+        Voice.objects.filter(voice_id=fangjun["voice_id"]).update(model="eres2net")
+        response = identify_raw(api, speech.test("fangjun", 1), device_id=A)
+        envelope(response, 40900)
+        assert "reembed" in response.json()["msg"]
+        assert device_stats(api, A)["identify_count"] == 0
+
+    def test_identify_compares_only_voices_of_the_active_engine(self, api, speech, fangjun):
+        leijun = enroll(api, speech.enroll("leijun"), A)
+        Voice.objects.filter(voice_id=fangjun["voice_id"]).update(model="eres2net")
+        result = identify(api, speech.test("fangjun", 1), A)
+        assert [c["voice_id"] for c in result["candidates"]] == [leijun["voice_id"]]
+        assert result["voice_id"] in (None, leijun["voice_id"])
+
+
+# --------------------------------------------------------------------------- extract
+
+
+@pytest.mark.django_db
+class TestExtract:
+    def test_embedding(self, api, speech):
+        audio = speech.test("fangjun", 1)
+        result = envelope(post_raw(api, "features/extract", audio))
+        assert set(result) == {"embedding", "dim", "model"}
+        assert result["dim"] == DIM == len(result["embedding"])
+        assert result["model"] == ENGINE
+        assert np.linalg.norm(result["embedding"]) == pytest.approx(1.0, abs=1e-3)
+        encoded = base64.b64encode(audio).decode()
+        as_json = envelope(api.post(VP + "features/extract", {"audio_base64": encoded},
+                                    format="json"))  # fmt: skip
+        assert as_json == result
+
+    def test_errors(self, api):
+        envelope(post_raw(api, "features/extract", b""), 40001)
+        envelope(api.post(VP + "features/extract", {}, format="json"), 40001)
+        envelope(post_raw(api, "features/extract", b"garbage" * 50), 40002)
+        envelope(post_raw(api, "features/extract", silence(3.0)), 40003)
