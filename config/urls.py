@@ -14,6 +14,7 @@ voiceprint_api = [
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("v1/voiceprint/", include(voiceprint_api)),
+    path("v1/voice/", include("voiceprint.voice_api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/", admin.site.urls),

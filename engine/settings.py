@@ -32,6 +32,10 @@ class EngineSettings:
     max_speech_seconds: float = 60.0
     #: torch intra-op threads per process; 0 keeps torch's default (VOICEPRINT_TORCH_THREADS).
     torch_threads: int = 0
+    #: Optional transformers audio-classification checkpoints (a local path or a hub id)
+    #: for `analyze` (VOICEPRINT_EMOTION_MODEL, VOICEPRINT_AGE_MODEL); empty: not offered.
+    emotion_model: str = ""
+    age_model: str = ""
 
     @classmethod
     def from_env(cls) -> EngineSettings:
@@ -42,4 +46,6 @@ class EngineSettings:
             min_speech_seconds=_env_float("VOICEPRINT_MIN_SPEECH_SECONDS", cls.min_speech_seconds),
             max_speech_seconds=_env_float("VOICEPRINT_MAX_SPEECH_SECONDS", cls.max_speech_seconds),
             torch_threads=_env_int("VOICEPRINT_TORCH_THREADS", cls.torch_threads),
+            emotion_model=os.environ.get("VOICEPRINT_EMOTION_MODEL", "").strip(),
+            age_model=os.environ.get("VOICEPRINT_AGE_MODEL", "").strip(),
         )

@@ -33,6 +33,7 @@ class ErrorCode(IntEnum):
     AUDIO_TOO_LARGE = 41300
     RATE_LIMITED = 42900
     INTERNAL = 50000
+    NOT_IMPLEMENTED = 50100
     FETCH_FAILED = 50200
     UNAVAILABLE = 50300
 
@@ -54,6 +55,7 @@ _HTTP_STATUS = {
     ErrorCode.AUDIO_TOO_LARGE: 413,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.NOT_IMPLEMENTED: 501,
     ErrorCode.FETCH_FAILED: 502,
     ErrorCode.UNAVAILABLE: 503,
 }

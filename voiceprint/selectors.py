@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from django.db import connection, transaction
 from django.db.models import Count, Prefetch, QuerySet
 from django.db.models.functions import Cast
 from pgvector.django import CosineDistance, VectorField
@@ -55,9 +56,14 @@ def nearest_voices(
     the partial HNSW index of that dimension (migration 0002)."""
     dim = len(vector)
     typed_centroid = Cast("centroid", VectorField(dimensions=dim))
-    return list(
+    query = (
         candidates.filter(model=model, dim=dim, centroid__isnull=False)
         .select_related("role")
         .annotate(distance=CosineDistance(typed_centroid, vector))
-        .order_by("distance", "pk")[:top_k]
+        .order_by("distance")[:top_k]
     )
+    with transaction.atomic(), connection.cursor() as cursor:
+        # When the index serves a filtered query (tenant, store), let it keep scanning
+        # until `top_k` rows pass the filter instead of returning too few (pgvector 0.8).
+        cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+        return list(query)

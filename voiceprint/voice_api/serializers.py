@@ -1,0 +1,140 @@
+"""Request and reply shapes of the Voice API (/v1/voice/), after the seed's field tables."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+import engine
+
+ACTIONS = ("age", "gender", "emotion")
+MAX_LABELS = 32
+
+
+class ModelField(serializers.CharField):
+    """An engine name; an unknown one is refused with the list of available engines."""
+
+    def to_internal_value(self, data) -> str:
+        name = super().to_internal_value(data)
+        if name not in engine.available_engines():
+            raise serializers.ValidationError(
+                f"unknown model {name!r}; available: {', '.join(engine.available_engines())}"
+            )
+        return name
+
+
+class AudioField(serializers.CharField):
+    """An http(s) URL, raw base64 or a data URI (read by voiceprint.audio_input)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "http(s) URL, raw base64 or data:audio/...;base64, URI")
+        super().__init__(trim_whitespace=True, **kwargs)
+
+
+class ThresholdField(serializers.FloatField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "cosine-distance cutoff; default per engine")
+        super().__init__(min_value=0.0, max_value=2.0, required=False, **kwargs)
+
+
+class VerifyRequest(serializers.Serializer):
+    model = ModelField(required=False)
+    audio1 = AudioField()
+    audio2 = AudioField()
+    threshold = ThresholdField()
+    anti_spoofing = serializers.BooleanField(required=False, help_text="reserved, unused")
+
+
+class VerifyReply(serializers.Serializer):
+    verified = serializers.BooleanField()
+    distance = serializers.FloatField()
+    threshold = serializers.FloatField()
+    confidence = serializers.FloatField()
+    model = serializers.CharField()
+    processing_time_ms = serializers.IntegerField()
+
+
+class RegisterRequest(serializers.Serializer):
+    model = ModelField(required=False)
+    audio = AudioField()
+    name = serializers.CharField(max_length=128)
+    labels = serializers.DictField(child=serializers.CharField(max_length=256), required=False)
+    store = serializers.RegexField(r"^[\w.\-]{1,64}$", required=False)
+
+    def validate_labels(self, labels: dict) -> dict:
+        if len(labels) > MAX_LABELS:
+            raise serializers.ValidationError(f"at most {MAX_LABELS} labels")
+        return labels
+
+
+class RegisterReply(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    registered_at = serializers.DateTimeField()
+
+
+class IdentifyRequest(serializers.Serializer):
+    model = ModelField(required=False)
+    audio = AudioField()
+    top_k = serializers.IntegerField(min_value=1, max_value=100, default=5)
+    threshold = ThresholdField()
+    store = serializers.RegexField(r"^[\w.\-]{1,64}$", required=False)
+
+
+class MatchSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    labels = serializers.DictField(child=serializers.CharField())
+    distance = serializers.FloatField()
+    confidence = serializers.FloatField()
+    match = serializers.BooleanField()
+
+
+class IdentifyReply(serializers.Serializer):
+    matches = MatchSerializer(many=True)
+    model = serializers.CharField()
+    processing_time_ms = serializers.IntegerField()
+
+
+class ForgetRequest(serializers.Serializer):
+    id = serializers.CharField(max_length=64)
+
+
+class EmbedRequest(serializers.Serializer):
+    model = ModelField(required=False)
+    audio = AudioField()
+
+
+class EmbedReply(serializers.Serializer):
+    embedding = serializers.ListField(child=serializers.FloatField())
+    dim = serializers.IntegerField()
+    model = serializers.CharField()
+
+
+class AnalyzeRequest(serializers.Serializer):
+    model = ModelField(required=False)
+    audio = AudioField()
+    actions = serializers.ListField(
+        child=serializers.ChoiceField(choices=ACTIONS), required=False, allow_empty=True
+    )
+
+
+class AttributeSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    scores = serializers.DictField(child=serializers.FloatField())
+
+
+class AnalyzeReply(serializers.Serializer):
+    age = AttributeSerializer(required=False)
+    gender = AttributeSerializer(required=False)
+    emotion = AttributeSerializer(required=False)
+    model = serializers.CharField()
+    processing_time_ms = serializers.IntegerField()
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    code = serializers.IntegerField()
+    message = serializers.CharField()
+
+
+class ErrorReply(serializers.Serializer):
+    error = ErrorBodySerializer()
