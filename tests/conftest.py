@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,17 @@ from rest_framework.test import APIClient
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = PROJECT_ROOT.parent / "shared"
 SHARED_AUDIO = SHARED_DIR / "audio"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:
+    """A test database per pytest process, so that two runs on one embedded server (a
+    developer's `make test` beside another) never drop each other's database."""
+    from django.conf import settings
+
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = (
+        f"test_{settings.DATABASES['default']['NAME']}_{os.getpid()}"
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,218 @@
+"""Engine selection: the one place that knows which engines exist and which one is active.
+
+Engines are loaded lazily, once per process, under a lock (the first requests may arrive on
+several threads at once). Load failures are not cached: a model downloaded later is picked up
+by the next :func:`get_engine` call. The *active* engine, fallback included, is decided once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.audio import PreparedAudio, prepare_audio, prepare_waveform
+from engine.base import SpeakerEngine
+from engine.errors import EngineError, EngineUnavailableError, UnknownEngineError
+from engine.settings import EngineSettings
+
+logger = logging.getLogger(__name__)
+
+
+def _load_eres2net(settings: EngineSettings) -> SpeakerEngine:
+    from engine.speaker3d import load_eres2net
+
+    return load_eres2net(settings)
+
+
+def _load_campplus(settings: EngineSettings) -> SpeakerEngine:
+    from engine.speaker3d import load_campplus
+
+    return load_campplus(settings)
+
+
+def _load_ge2e(settings: EngineSettings) -> SpeakerEngine:
+    from engine.ge2e import GE2EEngine
+
+    return GE2EEngine()
+
+
+#: Registered engines, best first. The loaders import their modules lazily so that importing
+#: `engine` stays cheap and a broken optional engine cannot break the others.
+_LOADERS: dict[str, Callable[[EngineSettings], SpeakerEngine]] = {
+    "eres2net": _load_eres2net,
+    "campplus": _load_campplus,
+    "ge2e": _load_ge2e,
+}
+
+_lock = threading.RLock()
+_settings: EngineSettings | None = None
+_engines: dict[str, SpeakerEngine] = {}
+_active: SpeakerEngine | None = None
+_fallback_reason: str | None = None
+_torch_threads_applied = 0
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddingResult:
+    #: L2-normalised float32 vector of shape (dim,).
+    vector: np.ndarray
+    #: Name of the engine that produced it (stored beside the vector).
+    model: str
+    dim: int
+    speech_seconds: float
+    duration_seconds: float
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+def current_settings() -> EngineSettings:
+    """The process settings: from the environment at first use, or as :func:`configure` set."""
+    global _settings
+    with _lock:
+        if _settings is None:
+            _settings = EngineSettings.from_env()
+        return _settings
+
+
+def configure(settings: EngineSettings | None) -> None:
+    """Replace the process settings (None: re-read the environment) and drop loaded engines."""
+    global _settings
+    with _lock:
+        reset_engines()
+        _settings = settings
+
+
+def reset_engines() -> None:
+    """Forget every loaded engine and the active choice (for tests)."""
+    global _active, _fallback_reason
+    with _lock:
+        _engines.clear()
+        _active = None
+        _fallback_reason = None
+
+
+# --- engines ----------------------------------------------------------------------------------
+
+
+def available_engines() -> list[str]:
+    """Registered engine names, whether or not their weights are present."""
+    return list(_LOADERS)
+
+
+def get_engine(name: str) -> SpeakerEngine:
+    """The engine called ``name``, loaded on first use.
+
+    Raises :class:`UnknownEngineError`, or :class:`EngineUnavailableError` (its subclass
+    :class:`ModelNotFoundError` when weights are missing) when it cannot be loaded.
+    """
+    if name not in _LOADERS:
+        raise UnknownEngineError(f"unknown engine {name!r}; known: {', '.join(_LOADERS)}")
+    engine = _engines.get(name)
+    if engine is not None:
+        return engine
+    with _lock:
+        if name not in _engines:
+            _engines[name] = _load(name)
+        return _engines[name]
+
+
+def _load(name: str) -> SpeakerEngine:
+    settings = current_settings()
+    _apply_torch_threads(settings)
+    try:
+        engine = _LOADERS[name](settings)
+    except EngineUnavailableError:
+        raise
+    except ImportError as exc:
+        raise EngineUnavailableError(f"engine {name!r} cannot be imported: {exc}") from exc
+    except Exception as exc:  # a corrupt checkpoint, a bug in a loader: not the caller's fault
+        logger.exception("engine %r failed to load", name)
+        raise EngineUnavailableError(f"engine {name!r} failed to load: {exc}") from exc
+    logger.info("loaded speaker engine %s (dim %d) from %s", engine.name, engine.dim, engine.source)
+    return engine
+
+
+def _apply_torch_threads(settings: EngineSettings) -> None:
+    global _torch_threads_applied
+    if settings.torch_threads > 0 and settings.torch_threads != _torch_threads_applied:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+        _torch_threads_applied = settings.torch_threads
+
+
+def active_engine() -> SpeakerEngine:
+    """The configured engine, or the fallback (with a WARNING) when it cannot be loaded."""
+    global _active, _fallback_reason
+    if _active is not None:
+        return _active
+    with _lock:
+        if _active is None:
+            _active, _fallback_reason = _choose_active(current_settings())
+        return _active
+
+
+def _choose_active(settings: EngineSettings) -> tuple[SpeakerEngine, str | None]:
+    try:
+        return get_engine(settings.engine), None
+    except EngineError as exc:  # unavailable, or a misspelt VOICEPRINT_ENGINE
+        reason = f"engine {settings.engine!r} unavailable: {exc}"
+        if not settings.fallback or settings.fallback == settings.engine:
+            raise EngineUnavailableError(f"{reason}; no fallback configured") from exc
+    try:
+        engine = get_engine(settings.fallback)
+    except EngineError as exc:
+        raise EngineUnavailableError(
+            f"{reason}; fallback {settings.fallback!r} also failed: {exc}"
+        ) from exc
+    logger.warning("using fallback speaker engine %r: %s", engine.name, reason)
+    return engine, reason
+
+
+def engine_status() -> dict[str, Any]:
+    """What /healthz shows. Never raises."""
+    try:
+        engine = active_engine()
+    except Exception as exc:
+        return {"name": None, "dim": None, "source": None, "error": str(exc)}
+    status: dict[str, Any] = {"name": engine.name, "dim": engine.dim, "source": engine.source}
+    reason = _fallback_reason
+    if reason is not None:
+        status["requested"] = current_settings().engine
+        status["fallback_reason"] = reason
+    return status
+
+
+# --- embedding --------------------------------------------------------------------------------
+
+
+def embed_audio(data: bytes, engine_name: str | None = None) -> EmbeddingResult:
+    """Audio bytes -> embedding with the named engine (None: the active one).
+
+    The audio is checked before the engine is loaded: bad input is refused cheaply.
+    """
+    prepared = prepare_audio(data, current_settings())
+    return _embed(prepared, engine_name)
+
+
+def embed_waveform(waveform: np.ndarray, engine_name: str | None = None) -> EmbeddingResult:
+    """As :func:`embed_audio`, for a 16 kHz mono float32 waveform already decoded."""
+    prepared = prepare_waveform(waveform, current_settings())
+    return _embed(prepared, engine_name)
+
+
+def _embed(prepared: PreparedAudio, engine_name: str | None) -> EmbeddingResult:
+    engine = active_engine() if engine_name is None else get_engine(engine_name)
+    return EmbeddingResult(
+        vector=engine.embed(prepared.waveform),
+        model=engine.name,
+        dim=engine.dim,
+        speech_seconds=prepared.speech_seconds,
+        duration_seconds=prepared.duration_seconds,
+    )

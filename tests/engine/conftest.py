@@ -1,0 +1,62 @@
+"""Shared fixtures of the engine tests: real speech from ../shared, made into test inputs."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+#: The shared material lives beside the project root (see ../shared/README.md).
+SHARED_DIR = Path(__file__).resolve().parents[2].parent / "shared"
+AUDIO_DIR = SHARED_DIR / "audio"
+ZH_DIR = AUDIO_DIR / "zh"
+TRIAL_DIR = ZH_DIR / "test" / "3d-speaker"
+LIBRISPEECH_DIR = AUDIO_DIR / "librispeech-train-clean-100"
+
+
+def require_shared_audio(path: Path = AUDIO_DIR) -> Path:
+    """Skip the calling test, saying why, when the shared audio is not there."""
+    if not path.exists():
+        pytest.skip(f"shared audio not found at {path} (see ../shared/README.md)")
+    return path
+
+
+def read_speech(path: Path) -> np.ndarray:
+    """A shared 16 kHz mono file as float32."""
+    samples, rate = soundfile.read(require_shared_audio(path), dtype="float32")
+    assert rate == 16_000 and samples.ndim == 1, path
+    return samples
+
+
+def to_bytes(
+    samples: np.ndarray, rate: int = 16_000, fmt: str = "WAV", subtype: str | None = None
+) -> bytes:
+    """Encode samples (frames[, channels]) as a file in memory, as a client would upload it."""
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format=fmt, subtype=subtype)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def speech() -> np.ndarray:
+    """About 5 s of one Mandarin speaker, mostly voiced."""
+    return read_speech(ZH_DIR / "enroll" / "fangjun-sr-2.wav")
+
+
+@pytest.fixture(scope="session")
+def long_speech() -> np.ndarray:
+    """About 10 s of continuous speech (two files of one speaker joined)."""
+    first = read_speech(ZH_DIR / "test" / "leijun-test-sr-1.wav")
+    second = read_speech(ZH_DIR / "test" / "leijun-test-sr-2.wav")
+    return np.concatenate([first, second])[: 10 * 16_000]
+
+
+@pytest.fixture(scope="session")
+def ge2e():
+    """The GE2E engine, loaded once for the session."""
+    from engine.ge2e import GE2EEngine
+
+    return GE2EEngine()
