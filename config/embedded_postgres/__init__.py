@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -36,8 +39,19 @@ def _forget_dead_processes(pgdata: Path) -> None:
     handles.write_text(json.dumps([pid for pid in pids if psutil.pid_exists(pid)]))
 
 
+def _exit_cleanly_on_sigterm() -> None:
+    """The server stops at exit of the last process using it (atexit), and Python skips
+    atexit on a plain SIGTERM: turn that into a normal exit, unless someone (gunicorn,
+    Celery) already handles the signal."""
+    if threading.current_thread() is threading.main_thread() and (
+        signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    ):
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def ensure_server(pgdata: Path):
     """Start (or join) the embedded server for `pgdata` and return its handle."""
+    _exit_cleanly_on_sigterm()
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; its fallback is fine.
         warnings.simplefilter("ignore")
