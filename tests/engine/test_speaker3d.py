@@ -1,0 +1,334 @@
+"""3D-Speaker engines on random-weight checkpoints of the real architectures.
+
+No pretrained weights exist here, so every model directory is built in tmp in ModelScope's
+layout; the engine must reproduce a direct forward of the network on the same features.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import EngineUnavailableError, InsufficientSpeechError, ModelNotFoundError
+from engine.fbank import compute_fbank
+from engine.settings import EngineSettings
+from engine.speaker3d import (
+    CAMPPLUS,
+    ERES2NET,
+    ModelSpec,
+    Speaker3DEngine,
+    build_network,
+    load_campplus,
+    load_eres2net,
+    write_random_model_dir,
+)
+
+SHARED_AUDIO = Path(__file__).resolve().parents[2].parent / "shared" / "audio"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """No download, an empty ModelScope cache, torch runtime unless a test asks for ONNX."""
+    monkeypatch.setenv("VOICEPRINT_MODEL_DOWNLOAD", "0")
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path_factory.mktemp("empty-cache")))
+    monkeypatch.setenv("VOICEPRINT_ONNX", "0")
+    monkeypatch.setenv("VOICEPRINT_ONNX_CACHE_DIR", str(tmp_path_factory.mktemp("onnx")))
+
+
+@pytest.fixture(scope="module")
+def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A VOICEPRINT_MODEL_DIR holding both models as iic/<model>."""
+    root = tmp_path_factory.mktemp("models")
+    write_random_model_dir(CAMPPLUS, root / CAMPPLUS.model_id, seed=1)
+    write_random_model_dir(ERES2NET, root / ERES2NET.model_id, seed=2)
+    return root
+
+
+def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
+    """Harmonics with a wandering pitch plus noise: enough spectral structure for fbank."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(16_000 * seconds)) / 16_000
+    pitch = 120 + 30 * np.sin(2 * np.pi * 0.7 * t + seed)
+    phase = 2 * np.pi * np.cumsum(pitch) / 16_000
+    wave = sum(np.sin(k * phase) / k for k in range(1, 8)) * 0.2
+    return (wave + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def direct_forward(spec: ModelSpec, model_dir: Path, wave: np.ndarray) -> np.ndarray:
+    network = build_network(spec)
+    state = torch.load(model_dir / spec.weights_file, map_location="cpu", weights_only=True)
+    network.load_state_dict(state, strict=True)
+    with torch.inference_mode():
+        out = network(torch.from_numpy(compute_fbank(wave))[None]).numpy()[0]
+    return out / np.linalg.norm(out)
+
+
+def assert_embedding(vector: np.ndarray) -> None:
+    assert vector.shape == (192,)
+    assert vector.dtype == np.float32
+    assert np.isfinite(vector).all()
+    assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def test_campplus_equals_direct_forward(models_root: Path) -> None:
+    engine = load_campplus(EngineSettings(model_dir=str(models_root)))
+    model_dir = models_root / CAMPPLUS.model_id
+    assert (engine.name, engine.dim, engine.source) == ("campplus", 192, str(model_dir))
+    wave = speechlike(2.0)
+    vector = engine.embed(wave)
+    assert_embedding(vector)
+    np.testing.assert_allclose(vector, direct_forward(CAMPPLUS, model_dir, wave), atol=1e-5)
+    np.testing.assert_array_equal(vector, engine.embed(wave))  # deterministic
+
+
+@pytest.mark.slow  # ERes2Net_aug: 55 M parameters
+def test_eres2net_equals_direct_forward(models_root: Path) -> None:
+    engine = load_eres2net(EngineSettings(model_dir=str(models_root)))
+    model_dir = models_root / ERES2NET.model_id
+    assert (engine.name, engine.dim, engine.source) == ("eres2net", 192, str(model_dir))
+    assert isinstance(engine, Speaker3DEngine) and engine.runtime == "torch"
+    wave = speechlike(1.5, seed=3)
+    vector = engine.embed(wave)
+    assert_embedding(vector)
+    np.testing.assert_allclose(vector, direct_forward(ERES2NET, model_dir, wave), atol=1e-5)
+    other = speechlike(1.5, seed=6)  # same length: stacked into one forward
+    batch = engine.embed_batch([wave, other])
+    np.testing.assert_allclose(batch, np.stack([vector, engine.embed(other)]), atol=1e-5)
+
+
+@pytest.mark.slow  # exports 221 MB of weights to ONNX
+def test_eres2net_onnx_equals_torch(models_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = EngineSettings(model_dir=str(models_root))
+    wave = speechlike(1.2, seed=4)
+    expected = load_eres2net(settings).embed(wave)
+    monkeypatch.setenv("VOICEPRINT_ONNX", "auto")  # the default
+    engine = load_eres2net(settings)
+    assert isinstance(engine, Speaker3DEngine) and engine.runtime == "onnxruntime"
+    vector = engine.embed(wave)
+    assert_embedding(vector)
+    np.testing.assert_allclose(vector, expected, atol=1e-4)
+
+
+def test_campplus_onnx_equals_torch_and_is_cached(
+    models_root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    settings = EngineSettings(model_dir=str(models_root))
+    wave = speechlike(2.0, seed=5)
+    expected = load_campplus(settings).embed(wave)
+    monkeypatch.setenv("VOICEPRINT_ONNX", "1")
+    monkeypatch.setenv("VOICEPRINT_ONNX_CACHE_DIR", str(tmp_path))
+    engine = load_campplus(settings)
+    assert isinstance(engine, Speaker3DEngine) and engine.runtime == "onnxruntime"
+    np.testing.assert_allclose(engine.embed(wave), expected, atol=1e-4)
+    (exported,) = tmp_path.glob("campplus-*.onnx")
+    stamp = exported.stat().st_mtime_ns
+    load_campplus(settings)  # reuses the export
+    assert exported.stat().st_mtime_ns == stamp
+    exported.write_bytes(b"truncated")  # a damaged cache entry is exported again
+    assert load_campplus(settings).runtime == "onnxruntime"
+
+
+def test_onnx_failure_falls_back_to_torch_unless_forced(
+    models_root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("VOICEPRINT_ONNX_CACHE_DIR", str(blocker / "onnx"))
+    settings = EngineSettings(model_dir=str(models_root))
+    monkeypatch.setenv("VOICEPRINT_ONNX", "auto")
+    engine = load_campplus(settings)
+    assert isinstance(engine, Speaker3DEngine) and engine.runtime == "torch"
+    monkeypatch.setenv("VOICEPRINT_ONNX", "1")
+    with pytest.raises(EngineUnavailableError):
+        load_campplus(settings)
+
+
+def test_model_dir_may_be_the_model_directory_itself(models_root: Path) -> None:
+    model_dir = models_root / CAMPPLUS.model_id
+    engine = load_campplus(EngineSettings(model_dir=str(model_dir)))
+    assert engine.source == str(model_dir)
+
+
+def test_model_dir_may_hold_the_short_name(models_root: Path, tmp_path: Path) -> None:
+    (tmp_path / CAMPPLUS.short_name).symlink_to(models_root / CAMPPLUS.model_id)
+    engine = load_campplus(EngineSettings(model_dir=str(tmp_path)))
+    assert engine.source == str(tmp_path / CAMPPLUS.short_name)
+
+
+def test_another_models_directory_is_not_ours(models_root: Path) -> None:
+    """VOICEPRINT_MODEL_DIR set to the ERes2Net directory: CAM++ must look elsewhere."""
+    with pytest.raises(ModelNotFoundError) as caught:
+        load_campplus(EngineSettings(model_dir=str(models_root / ERES2NET.model_id)))
+    assert "not found in VOICEPRINT_MODEL_DIR=" in str(caught.value)
+
+
+def test_modelscope_cache_is_searched(
+    models_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cached = tmp_path / "models" / "iic" / CAMPPLUS.short_name
+    cached.parent.mkdir(parents=True)
+    cached.symlink_to(models_root / CAMPPLUS.model_id)
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path))
+    assert load_campplus(EngineSettings()).source == str(cached)
+
+
+def test_torchaudio_placeholder_does_not_leak(models_root: Path) -> None:
+    load_campplus(EngineSettings(model_dir=str(models_root)))
+    assert "torchaudio" not in sys.modules or sys.modules["torchaudio"].__spec__ is not None
+
+
+# ---------------------------------------------------------------------------- batches
+
+
+def test_batch_equals_single(models_root: Path) -> None:
+    engine = load_campplus(EngineSettings(model_dir=str(models_root)))
+    waves = [speechlike(1.0, 1), speechlike(2.0, 2), speechlike(1.0, 3), speechlike(1.5, 4)]
+    batch = engine.embed_batch(waves)
+    assert batch.shape == (4, 192) and batch.dtype == np.float32
+    singles = np.stack([engine.embed(w) for w in waves])
+    np.testing.assert_allclose(batch, singles, atol=1e-5)
+    assert engine.embed_batch([]).shape == (0, 192)
+
+
+def test_concurrent_calls_agree(models_root: Path) -> None:
+    engine = load_campplus(EngineSettings(model_dir=str(models_root)))
+    waves = [speechlike(1.0, seed) for seed in range(4)]
+    expected = [engine.embed(w) for w in waves]
+    results: dict[int, np.ndarray] = {}
+    threads = [
+        threading.Thread(target=lambda i=i: results.__setitem__(i, engine.embed(waves[i])))
+        for i in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i in range(4):
+        np.testing.assert_allclose(results[i], expected[i], atol=1e-6)
+
+
+def test_too_short_waveform_is_insufficient_speech(models_root: Path) -> None:
+    engine = load_campplus(EngineSettings(model_dir=str(models_root)))
+    with pytest.raises(InsufficientSpeechError):
+        engine.embed(np.zeros(800, dtype=np.float32))
+
+
+def test_real_speech(models_root: Path) -> None:
+    sf = pytest.importorskip("soundfile")
+    clips = sorted((SHARED_AUDIO / "zh" / "enroll").glob("*.wav"))
+    if not clips:
+        pytest.skip(f"shared audio absent at {SHARED_AUDIO}")
+    wave, rate = sf.read(clips[0], dtype="float32", frames=3 * 16_000)
+    assert rate == 16_000
+    engine = load_campplus(EngineSettings(model_dir=str(models_root)))
+    model_dir = models_root / CAMPPLUS.model_id
+    np.testing.assert_allclose(
+        engine.embed(wave), direct_forward(CAMPPLUS, model_dir, wave), atol=1e-5
+    )
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def _copy_campplus(models_root: Path, target: Path) -> Path:
+    target.mkdir(parents=True)
+    for name in ("configuration.json", CAMPPLUS.weights_file):
+        (target / name).write_bytes((models_root / CAMPPLUS.model_id / name).read_bytes())
+    return target
+
+
+def _break_weights_missing(model_dir: Path) -> None:
+    (model_dir / CAMPPLUS.weights_file).unlink()
+
+
+def _break_weights_corrupt(model_dir: Path) -> None:
+    (model_dir / CAMPPLUS.weights_file).write_bytes(b"not a checkpoint" * 100)
+
+
+def _break_weights_truncated(model_dir: Path) -> None:
+    path = model_dir / CAMPPLUS.weights_file
+    path.write_bytes(path.read_bytes()[: 1 << 20])
+
+
+def _break_weights_other_architecture(model_dir: Path) -> None:
+    torch.save({"conv.weight": torch.zeros(3)}, model_dir / CAMPPLUS.weights_file)
+
+
+def _break_config(**changes: object):
+    def apply(model_dir: Path) -> None:
+        path = model_dir / "configuration.json"
+        config = json.loads(path.read_text())
+        config["model"].update(changes)
+        path.write_text(json.dumps(config))
+
+    return apply
+
+
+def _break_config_json(model_dir: Path) -> None:
+    (model_dir / "configuration.json").write_text("{not json")
+
+
+def _break_config_missing(model_dir: Path) -> None:
+    (model_dir / "configuration.json").unlink()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _break_weights_missing,
+        _break_weights_corrupt,
+        _break_weights_truncated,
+        _break_weights_other_architecture,
+        _break_config(type="eres2net-aug-sv"),
+        _break_config(model_config={"fbank_dim": 40, "emb_size": 192}),
+        _break_config(pretrained_model="../elsewhere.bin"),
+        _break_config_json,
+        _break_config_missing,
+    ],
+    ids=lambda f: f.__name__.removeprefix("_break_"),
+)
+def test_broken_model_dir_raises_model_not_found(models_root: Path, tmp_path: Path, damage) -> None:
+    model_dir = _copy_campplus(models_root, tmp_path / CAMPPLUS.short_name)
+    damage(model_dir)
+    with pytest.raises(ModelNotFoundError) as caught:
+        load_campplus(EngineSettings(model_dir=str(model_dir)))
+    assert_download_hint(str(caught.value), CAMPPLUS)
+
+
+@pytest.mark.parametrize("where", ["missing", "empty"])
+def test_absent_model_raises_model_not_found(tmp_path: Path, where: str) -> None:
+    root = tmp_path / "models"
+    if where == "empty":
+        root.mkdir()
+    with pytest.raises(ModelNotFoundError) as caught:
+        load_eres2net(EngineSettings(model_dir=str(root)))
+    assert_download_hint(str(caught.value), ERES2NET)
+    assert "downloads disabled" in str(caught.value)
+
+
+def test_unreachable_hub_fails_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOICEPRINT_MODEL_DOWNLOAD", "1")
+    monkeypatch.setenv("MODELSCOPE_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(ModelNotFoundError) as caught:
+        load_campplus(EngineSettings(model_dir=str(tmp_path)))
+    assert time.monotonic() - started < 10
+    assert_download_hint(str(caught.value), CAMPPLUS)
+    assert "unreachable" in str(caught.value)
+
+
+def assert_download_hint(message: str, spec: ModelSpec) -> None:
+    assert spec.model_id in message
+    assert spec.revision in message
+    assert "VOICEPRINT_MODEL_DIR" in message
+    assert f"modelscope download {spec.model_id}" in message
