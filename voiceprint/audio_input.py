@@ -24,7 +24,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 
 from tenancy.errors import ApiError, ErrorCode, invalid
-from voiceprint.url_fetch import FetchPolicy, fetch_url, parse_allowlist
+from voiceprint.url_fetch import FetchPolicy, UrlNotAllowedError, fetch_url, parse_allowlist
 
 KB = 1024
 MB = 1024 * KB
@@ -143,7 +143,10 @@ def audio_from_reference(value: Any, field_name: str) -> bytes:
         raise ApiError(ErrorCode.NO_AUDIO, f"{field_name}: no audio given")
     value = value.strip()
     if re.match(r"^[a-z][a-z0-9+.-]*://", value, re.I):
-        return _audio_from_url(value)
+        try:
+            return _audio_from_url(value)
+        except UrlNotAllowedError as exc:
+            raise invalid(field_name, exc.message) from exc
     return decode_base64_audio(value, field_name)
 
 

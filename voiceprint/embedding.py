@@ -4,12 +4,16 @@ With a broker (CELERY_BROKER_URL) the work runs in a Celery worker, which keeps 
 models loaded, and this waits for it up to VOICEPRINT_EMBED_TIMEOUT seconds; a timeout
 or an unreachable broker is EngineUnavailableError (business code 50300). Without a
 broker it runs here, in the calling process.
+
+Metrics (config.observability): the embedding time per engine, measured where the work
+runs (the worker reports its own), and the queue wait of worker jobs.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import time
 
 import numpy as np
 from celery.exceptions import CeleryError
@@ -19,6 +23,7 @@ from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 import engine
+from config import observability
 from voiceprint.tasks import embed_audio_task
 
 logger = logging.getLogger(__name__)
@@ -37,12 +42,16 @@ _REMOTE_ERRORS: dict[str, type[engine.EngineError]] = {
 def compute_embedding(audio: bytes, engine_name: str | None = None) -> engine.EmbeddingResult:
     """Audio bytes -> embedding with the named engine (None: the active one)."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
-        return engine.embed_audio(audio, engine_name)
+        started = time.perf_counter()
+        result = engine.embed_audio(audio, engine_name)
+        observability.observe_embedding(result.model, "in-process", time.perf_counter() - started)
+        return result
     return _result_from_payload(_run_in_worker(audio, engine_name))
 
 
 def _run_in_worker(audio: bytes, engine_name: str | None) -> dict:
     timeout = settings.VOICEPRINT_EMBED_TIMEOUT
+    enqueued_at = time.time()  # wall clock: the worker's start time is compared with it
     try:
         pending = embed_audio_task.apply_async(
             args=[base64.b64encode(audio).decode("ascii"), engine_name],
@@ -53,7 +62,7 @@ def _run_in_worker(audio: bytes, engine_name: str | None) -> dict:
         logger.warning("embedding queue unreachable: %s", exc.__class__.__name__)
         raise engine.EngineUnavailableError("the embedding queue is unavailable") from exc
     try:
-        return pending.get(timeout=timeout, propagate=True)
+        payload = pending.get(timeout=timeout, propagate=True)
     except CeleryTimeoutError as exc:
         pending.revoke()
         raise engine.EngineUnavailableError(
@@ -63,6 +72,18 @@ def _run_in_worker(audio: bytes, engine_name: str | None) -> dict:
         raise engine.EngineUnavailableError("the embedding queue is unavailable") from exc
     finally:
         pending.forget()
+    _observe_worker_timings(payload, enqueued_at)
+    return payload
+
+
+def _observe_worker_timings(payload: dict, enqueued_at: float) -> None:
+    """The queue wait and embedding time a worker reported (older workers report none)."""
+    started_at = payload.get("started_at")
+    if isinstance(started_at, int | float):
+        observability.observe_queue_wait(started_at - enqueued_at)
+    embed_seconds = payload.get("embed_seconds")
+    if isinstance(embed_seconds, int | float) and "model" in payload:
+        observability.observe_embedding(payload["model"], "celery", embed_seconds)
 
 
 def _result_from_payload(payload: dict) -> engine.EmbeddingResult:

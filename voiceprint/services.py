@@ -19,6 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 import engine
+from config import observability
 from devices.models import Device
 from interrupts.selectors import may_interrupt
 from roles.models import Role
@@ -260,6 +261,7 @@ def identify_on_device(
     best = candidates[0] if candidates else None
     matched = best is not None and best.score >= best.voice.threshold
     _count_identify(device, matched)
+    observability.count_identify(probe.model, "device", matched)
     interrupt = None
     if agent_id:
         interrupt = may_interrupt(tenant, agent_id, best.voice.role if matched else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 from celery import shared_task
 from celery.signals import worker_process_init
@@ -15,7 +16,13 @@ EMBED_TASK = "voiceprint.embed_audio"
 @shared_task(name=EMBED_TASK, acks_late=False, ignore_result=False)
 def embed_audio_task(audio_base64: str, engine_name: str | None = None) -> dict:
     """Embed audio in the worker. Engine errors come back as data, not as pickled
-    exceptions, so the web side re-raises the same typed error (see voiceprint.embedding)."""
+    exceptions, so the web side re-raises the same typed error (see voiceprint.embedding).
+
+    Every reply also carries `started_at` (wall clock, when this job started: the web side
+    derives the queue wait from it) and, on success, `embed_seconds`, because the worker's
+    own metrics are never scraped."""
+    started_at = time.time()
+    started = time.perf_counter()
     try:
         result = engine.embed_audio(base64.b64decode(audio_base64), engine_name)
     except engine.InsufficientSpeechError as exc:
@@ -23,15 +30,18 @@ def embed_audio_task(audio_base64: str, engine_name: str | None = None) -> dict:
             "error": type(exc).__name__,
             "speech_seconds": exc.speech_seconds,
             "minimum_seconds": exc.minimum_seconds,
+            "started_at": started_at,
         }
     except engine.EngineError as exc:
-        return {"error": type(exc).__name__, "message": str(exc)}
+        return {"error": type(exc).__name__, "message": str(exc), "started_at": started_at}
     return {
         "vector": result.vector.tolist(),
         "model": result.model,
         "dim": result.dim,
         "speech_seconds": result.speech_seconds,
         "duration_seconds": result.duration_seconds,
+        "started_at": started_at,
+        "embed_seconds": time.perf_counter() - started,
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 
@@ -12,10 +12,9 @@ from devices.selectors import device_get_plain
 from roles.selectors import role_get
 from tenancy.envelope import VoiceprintAPIView, ok
 from tenancy.errors import not_found
-from tenancy.schema import enveloped
 from voiceprint import selectors, services
+from voiceprint.api import schema
 from voiceprint.api.serializers import (
-    ExtractResultSerializer,
     IdentifyParams,
     IdentifyResultSerializer,
     VerifyResultSerializer,
@@ -42,11 +41,7 @@ def _validated(serializer_class, data):
 class VoiceCreateView(VoiceprintAPIView):
     parser_classes = AUDIO_REQUEST_PARSERS
 
-    @extend_schema(
-        operation_id="voices_create",
-        request=VoiceCreateParams,
-        responses=enveloped(VoiceSerializer),
-    )
+    @extend_schema(**schema.CREATE)
     def post(self, request):
         tenant = request.user.tenant
         audio_request = read_audio_request(request)
@@ -65,11 +60,7 @@ class VoiceCreateView(VoiceprintAPIView):
 
 
 class VoiceListView(VoiceprintAPIView):
-    @extend_schema(
-        operation_id="voices_list",
-        parameters=[OpenApiParameter("device_id", str), OpenApiParameter("role_id", str)],
-        responses=enveloped(VoiceSerializer(many=True)),
-    )
+    @extend_schema(**schema.LIST)
     def get(self, request):
         voices = selectors.voice_list(
             request.user.tenant,
@@ -80,13 +71,11 @@ class VoiceListView(VoiceprintAPIView):
 
 
 class VoiceDetailView(VoiceprintAPIView):
-    @extend_schema(operation_id="voices_get", responses=enveloped(VoiceSerializer))
+    @extend_schema(**schema.GET)
     def get(self, request, voice_id: str):
         return voice_reply(request, voice_id)
 
-    @extend_schema(
-        operation_id="voices_update", request=VoiceUpdateParams, responses=enveloped(None)
-    )
+    @extend_schema(**schema.UPDATE)
     def put(self, request, voice_id: str):
         tenant = request.user.tenant
         voice = selectors.voice_get(tenant, voice_id)
@@ -104,7 +93,7 @@ class VoiceDetailView(VoiceprintAPIView):
         services.update_voice(voice, **changes)
         return ok()
 
-    @extend_schema(operation_id="voices_delete", responses=enveloped(None))
+    @extend_schema(**schema.DELETE)
     def delete(self, request, voice_id: str):
         services.delete_voice(selectors.voice_get(request.user.tenant, voice_id))
         return ok()
@@ -115,9 +104,7 @@ class VoiceBindView(VoiceDetailView):
 
     http_method_names = ["put", "options"]
 
-    @extend_schema(
-        operation_id="voicesbind_update", request=VoiceUpdateParams, responses=enveloped(None)
-    )
+    @extend_schema(**schema.BIND)
     def put(self, request, voice_id: str):
         return super().put(request, voice_id)
 
@@ -125,7 +112,7 @@ class VoiceBindView(VoiceDetailView):
 class VoiceSamplesView(VoiceprintAPIView):
     parser_classes = AUDIO_REQUEST_PARSERS
 
-    @extend_schema(operation_id="voices_samples_add", responses=enveloped(VoiceSerializer))
+    @extend_schema(**schema.ADD_SAMPLE)
     def post(self, request, voice_id: str):
         voice = selectors.voice_get(request.user.tenant, voice_id)
         services.add_sample(voice, require_audio(read_audio_request(request)))
@@ -133,13 +120,7 @@ class VoiceSamplesView(VoiceprintAPIView):
 
 
 class VoiceAudioView(VoiceprintAPIView):
-    @extend_schema(
-        operation_id="voices_audio",
-        parameters=[
-            OpenApiParameter("sample", int, description="0-based sample index (default 0)")
-        ],
-        responses={(200, "audio/wav"): bytes},
-    )
+    @extend_schema(**schema.AUDIO)
     def get(self, request, voice_id: str):
         voice = selectors.voice_get(request.user.tenant, voice_id)
         index = request.query_params.get("sample", "0")
@@ -157,7 +138,7 @@ class VoiceAudioView(VoiceprintAPIView):
 class VoiceVerifyView(VoiceprintAPIView):
     parser_classes = AUDIO_REQUEST_PARSERS
 
-    @extend_schema(operation_id="voices_verify", responses=enveloped(VerifyResultSerializer))
+    @extend_schema(**schema.VERIFY)
     def post(self, request, voice_id: str):
         voice = selectors.voice_get(request.user.tenant, voice_id)
         result = services.verify_voice(voice, require_audio(read_audio_request(request)))
@@ -175,11 +156,7 @@ class VoiceVerifyView(VoiceprintAPIView):
 class VoiceIdentifyView(VoiceprintAPIView):
     parser_classes = AUDIO_REQUEST_PARSERS
 
-    @extend_schema(
-        operation_id="voices_identify",
-        request=IdentifyParams,
-        responses=enveloped(IdentifyResultSerializer),
-    )
+    @extend_schema(**schema.IDENTIFY)
     def post(self, request):
         tenant = request.user.tenant
         audio_request = read_audio_request(request)
@@ -219,7 +196,7 @@ def identify_reply(result: services.IdentifyResult) -> dict:
 class FeatureExtractView(VoiceprintAPIView):
     parser_classes = AUDIO_REQUEST_PARSERS
 
-    @extend_schema(operation_id="features_extract", responses=enveloped(ExtractResultSerializer))
+    @extend_schema(**schema.EXTRACT)
     def post(self, request):
         embedding = services.embed(require_audio(read_audio_request(request))).embedding
         reply = {

@@ -23,11 +23,25 @@ class ModelField(serializers.CharField):
 
 
 class AudioField(serializers.CharField):
-    """An http(s) URL, raw base64 or a data URI (read by voiceprint.audio_input)."""
+    """An http(s) URL, raw base64 or a data URI (read by voiceprint.audio_input, which
+    answers 40001 when it is missing or empty)."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("help_text", "http(s) URL, raw base64 or data:audio/...;base64, URI")
-        super().__init__(trim_whitespace=True, **kwargs)
+        super().__init__(
+            trim_whitespace=True, required=False, allow_blank=True, allow_null=True, **kwargs
+        )
+
+
+class StrictStringField(serializers.CharField):
+    """A string that is a JSON string: numbers and booleans are refused, not converted."""
+
+    default_error_messages = {"not_string": "must be a string"}
+
+    def to_internal_value(self, data) -> str:
+        if not isinstance(data, str):
+            self.fail("not_string")
+        return super().to_internal_value(data)
 
 
 class ThresholdField(serializers.FloatField):
@@ -56,8 +70,8 @@ class VerifyReply(serializers.Serializer):
 class RegisterRequest(serializers.Serializer):
     model = ModelField(required=False)
     audio = AudioField()
-    name = serializers.CharField(max_length=128)
-    labels = serializers.DictField(child=serializers.CharField(max_length=256), required=False)
+    name = StrictStringField(max_length=128)
+    labels = serializers.DictField(child=StrictStringField(max_length=256), required=False)
     store = serializers.RegexField(r"^[\w.\-]{1,64}$", required=False)
 
     def validate_labels(self, labels: dict) -> dict:
@@ -114,7 +128,10 @@ class AnalyzeRequest(serializers.Serializer):
     model = ModelField(required=False)
     audio = AudioField()
     actions = serializers.ListField(
-        child=serializers.ChoiceField(choices=ACTIONS), required=False, allow_empty=True
+        child=serializers.ChoiceField(choices=ACTIONS),
+        required=False,
+        allow_empty=True,
+        allow_null=True,  # Go clients send an empty list as null
     )
 
 

@@ -7,12 +7,14 @@ on each side.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 import engine
+from config import observability
 from engine.attributes import load_gender_head
 from engine.audio_classifiers import classify
 from tenancy.errors import ApiError, ErrorCode
@@ -22,6 +24,8 @@ from voiceprint import services
 from voiceprint.models import DEFAULT_STORE, Voice
 from voiceprint.selectors import nearest_voices
 from voiceprint.thresholds import default_distance_threshold
+
+logger = logging.getLogger(__name__)
 
 MAX_DISTANCE = 2.0
 
@@ -126,11 +130,29 @@ def identify_in_store(
         matches.append(
             StoreMatch(voice, distance, confidence(distance, threshold), distance <= threshold)
         )
+    observability.count_identify(probe.model, "store", any(m.match for m in matches))
     return StoreIdentifyResult(matches, probe.model, _elapsed_ms(started))
 
 
 def forget(tenant: Tenant, voice_id: str) -> None:
     services.delete_voice(get_owned(Voice, tenant, "voice", voice_id=voice_id))
+
+
+def _gender_head(model: str):
+    """The engine's gender head; one that fails to load leaves the attribute out."""
+    try:
+        return load_gender_head(model)
+    except engine.EngineError as exc:
+        logger.warning("gender head of %s unavailable: %s", model, exc)
+        return None
+
+
+def _classify(model_ref: str, waveform: np.ndarray) -> dict | None:
+    try:
+        return classify(model_ref, waveform)
+    except Exception as exc:  # an optional extra: degrade, as the seed describes
+        logger.warning("audio classifier %s failed: %s", model_ref, exc)
+        return None
 
 
 def analyze(audio: bytes, engine_name: str | None, actions: list[str]) -> tuple[dict, str, int]:
@@ -141,7 +163,7 @@ def analyze(audio: bytes, engine_name: str | None, actions: list[str]) -> tuple[
     asked = actions or ["age", "gender", "emotion"]
     found: dict[str, dict] = {}
     if "gender" in asked:
-        head = load_gender_head(model)
+        head = _gender_head(model)
         if head is not None:
             found["gender"] = head.predict(embedded.embedding.vector)
     classifier_models = {
@@ -153,7 +175,7 @@ def analyze(audio: bytes, engine_name: str | None, actions: list[str]) -> tuple[
         if action in asked and classifier_models[action]:
             if waveform is None:
                 waveform = engine.decode_audio(embedded.wav)
-            result = classify(classifier_models[action], waveform)
+            result = _classify(classifier_models[action], waveform)
             if result is not None:
                 found[action] = result
     if not found:

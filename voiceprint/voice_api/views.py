@@ -8,10 +8,8 @@ from rest_framework.response import Response
 
 from tenancy.envelope import VoiceAPIView
 from voiceprint.audio_input import audio_from_reference
+from voiceprint.voice_api import schema, services
 from voiceprint.voice_api import serializers as s
-from voiceprint.voice_api import services
-
-ERRORS = {code: s.ErrorReply for code in (400, 401, 404, 413, 415, 422, 502, 503)}
 
 
 def _validated(serializer_class, data) -> dict:
@@ -25,16 +23,12 @@ class JsonVoiceView(VoiceAPIView):
 
 
 class VerifyView(JsonVoiceView):
-    @extend_schema(
-        operation_id="voice_verify",
-        request=s.VerifyRequest,
-        responses={200: s.VerifyReply, **ERRORS},
-    )
+    @extend_schema(**schema.VERIFY)
     def post(self, request):
         params = _validated(s.VerifyRequest, request.data)
         verdict = services.verify_pair(
-            audio_from_reference(params["audio1"], "audio1"),
-            audio_from_reference(params["audio2"], "audio2"),
+            audio_from_reference(params.get("audio1"), "audio1"),
+            audio_from_reference(params.get("audio2"), "audio2"),
             params.get("model"),
             params.get("threshold"),
         )
@@ -42,16 +36,12 @@ class VerifyView(JsonVoiceView):
 
 
 class RegisterView(JsonVoiceView):
-    @extend_schema(
-        operation_id="voice_register",
-        request=s.RegisterRequest,
-        responses={200: s.RegisterReply, **ERRORS},
-    )
+    @extend_schema(**schema.REGISTER)
     def post(self, request):
         params = _validated(s.RegisterRequest, request.data)
         voice = services.register(
             request.user.tenant,
-            audio_from_reference(params["audio"], "audio"),
+            audio_from_reference(params.get("audio"), "audio"),
             name=params["name"],
             labels=params.get("labels"),
             store=params.get("store"),
@@ -62,16 +52,12 @@ class RegisterView(JsonVoiceView):
 
 
 class IdentifyView(JsonVoiceView):
-    @extend_schema(
-        operation_id="voice_identify",
-        request=s.IdentifyRequest,
-        responses={200: s.IdentifyReply, **ERRORS},
-    )
+    @extend_schema(**schema.IDENTIFY)
     def post(self, request):
         params = _validated(s.IdentifyRequest, request.data)
         result = services.identify_in_store(
             request.user.tenant,
-            audio_from_reference(params["audio"], "audio"),
+            audio_from_reference(params.get("audio"), "audio"),
             store=params.get("store"),
             engine_name=params.get("model"),
             top_k=params["top_k"],
@@ -97,22 +83,18 @@ class IdentifyView(JsonVoiceView):
 
 
 class ForgetView(JsonVoiceView):
-    @extend_schema(
-        operation_id="voice_forget", request=s.ForgetRequest, responses={204: None, **ERRORS}
-    )
+    @extend_schema(**schema.FORGET)
     def post(self, request):
         services.forget(request.user.tenant, _validated(s.ForgetRequest, request.data)["id"])
         return Response(status=204)
 
 
 class EmbedView(JsonVoiceView):
-    @extend_schema(
-        operation_id="voice_embed", request=s.EmbedRequest, responses={200: s.EmbedReply, **ERRORS}
-    )
+    @extend_schema(**schema.EMBED)
     def post(self, request):
         params = _validated(s.EmbedRequest, request.data)
         embedded = services.embed(
-            audio_from_reference(params["audio"], "audio"), params.get("model")
+            audio_from_reference(params.get("audio"), "audio"), params.get("model")
         )
         reply = {
             "embedding": embedded.vector.tolist(),
@@ -123,15 +105,11 @@ class EmbedView(JsonVoiceView):
 
 
 class AnalyzeView(JsonVoiceView):
-    @extend_schema(
-        operation_id="voice_analyze",
-        request=s.AnalyzeRequest,
-        responses={200: s.AnalyzeReply, 501: s.ErrorReply, **ERRORS},
-    )
+    @extend_schema(**schema.ANALYZE)
     def post(self, request):
         params = _validated(s.AnalyzeRequest, request.data)
         attributes, model, elapsed = services.analyze(
-            audio_from_reference(params["audio"], "audio"),
+            audio_from_reference(params.get("audio"), "audio"),
             params.get("model"),
             params.get("actions") or [],
         )

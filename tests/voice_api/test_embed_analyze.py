@@ -1,0 +1,150 @@
+"""POST /v1/voice/embed and POST /v1/voice/analyze."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.attributes import HeadFileError
+from tests.helpers import VP, envelope
+from tests.voice_api.conftest import DIM, ENGINE, b64, data_uri, error, ok, post, silence
+from voiceprint.voice_api import services as voice_services
+
+INVALID, NO_AUDIO, UNDECODABLE, TOO_LITTLE_SPEECH = 40000, 40001, 40002, 40003
+NOT_IMPLEMENTED, UNAVAILABLE = 50100, 50300
+#: LibriSpeech utterances and the sex SPEAKERS.TXT gives their speaker.
+KNOWN_SEX = ["118-121721-0000", "1034-121119-0000", "1183-124566-0000", "1088-129236-0000"]
+
+pytestmark = pytest.mark.django_db
+
+
+def embed(api, audio: str, **fields) -> dict:
+    return ok(post(api, "embed", {"audio": audio, **fields}))
+
+
+def analyze(api, audio: bytes, **fields):
+    return post(api, "analyze", {"audio": b64(audio), **fields})
+
+
+# --------------------------------------------------------------------------- embed
+
+
+def test_embed_is_a_unit_vector_of_the_engine(api, speech):
+    reply = embed(api, b64(speech.speaker3d("speaker1_a_en")))
+    assert set(reply) == {"embedding", "dim", "model"}
+    assert reply["model"] == ENGINE and reply["dim"] == DIM
+    vector = np.asarray(reply["embedding"], dtype=np.float64)
+    assert vector.shape == (DIM,) and np.isfinite(vector).all()
+    assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_embed_matches_features_extract(api, speech):
+    audio = speech.speaker3d("speaker1_a_cn")
+    voice_api = embed(api, b64(audio))
+    voiceprint_api = envelope(
+        api.post(VP + "features/extract", data=audio, content_type="audio/wav")
+    )
+    assert (voice_api["dim"], voice_api["model"]) == (
+        voiceprint_api["dim"],
+        voiceprint_api["model"],
+    )
+    np.testing.assert_allclose(voice_api["embedding"], voiceprint_api["embedding"], atol=1e-5)
+
+
+def test_embed_is_the_same_for_every_audio_form(api, speech, audio_server):
+    audio = speech.speaker3d("speaker1_b_cn")
+    forms = [b64(audio), data_uri(audio), audio_server.serve("/b.wav", audio)]
+    vectors = [embed(api, form)["embedding"] for form in forms]
+    np.testing.assert_allclose(vectors[1], vectors[0], atol=1e-6)
+    np.testing.assert_allclose(vectors[2], vectors[0], atol=1e-6)
+
+
+def test_embed_with_the_model_named(api, speech):
+    assert embed(api, b64(speech.speaker3d("speaker1_a_en")), model=ENGINE)["model"] == ENGINE
+
+
+def test_embed_with_an_engine_without_weights_is_503(api, speech):
+    body = {"audio": b64(speech.speaker3d("speaker1_a_en")), "model": "eres2net"}
+    error(post(api, "embed", body), 503, UNAVAILABLE)
+
+
+def test_embed_of_silence_is_422(api):
+    error(post(api, "embed", {"audio": b64(silence())}), 422, TOO_LITTLE_SPEECH)
+
+
+def test_embed_of_garbage_is_415(api):
+    error(post(api, "embed", {"audio": b64(b"\x00\x01garbage" * 500)}), 415, UNDECODABLE)
+
+
+def test_embed_without_audio_is_400_no_audio(api):
+    assert "audio" in error(post(api, "embed", {}), 400, NO_AUDIO)
+
+
+# --------------------------------------------------------------------------- analyze
+
+
+@pytest.mark.parametrize("utterance", KNOWN_SEX)
+def test_gender_of_known_speakers(api, speech, gender_head, utterance):
+    reply = ok(analyze(api, speech.librispeech(utterance), actions=["gender"]))
+    gender = reply["gender"]
+    assert set(gender) == {"label", "scores"}
+    assert set(gender["scores"]) == {"female", "male"}
+    assert sum(gender["scores"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert gender["label"] == max(gender["scores"], key=gender["scores"].get)
+    assert gender["label"] == speech.sex(utterance)
+
+
+def test_only_the_asked_attribute_is_returned(api, speech, gender_head):
+    reply = ok(analyze(api, speech.librispeech(KNOWN_SEX[0]), actions=["gender"]))
+    assert set(reply) == {"gender", "model", "processing_time_ms"}
+    assert reply["model"] == ENGINE
+    assert isinstance(reply["processing_time_ms"], int) and reply["processing_time_ms"] >= 0
+
+
+@pytest.mark.parametrize("actions", [..., [], None], ids=["omitted", "empty", "null"])
+def test_no_actions_means_all_supported(api, speech, gender_head, no_classifiers, actions):
+    body = {} if actions is ... else {"actions": actions}
+    reply = ok(analyze(api, speech.librispeech(KNOWN_SEX[0]), **body))
+    assert set(reply) == {"gender", "model", "processing_time_ms"}
+
+
+def test_attributes_that_cannot_be_computed_are_left_out(api, speech, gender_head, no_classifiers):
+    reply = ok(analyze(api, speech.librispeech(KNOWN_SEX[0]), actions=["age", "gender", "emotion"]))
+    assert set(reply) == {"gender", "model", "processing_time_ms"}
+
+
+@pytest.mark.parametrize("actions", [["emotion"], ["age"], ["age", "emotion"]])
+def test_nothing_computable_is_501(api, speech, no_classifiers, actions):
+    message = error(analyze(api, speech.librispeech(KNOWN_SEX[0]), actions=actions), 501, 50100)
+    assert actions[0] in message
+
+
+def test_gender_without_a_head_is_501(api, speech, monkeypatch):
+    monkeypatch.setattr(voice_services, "load_gender_head", lambda model: None)
+    error(analyze(api, speech.librispeech(KNOWN_SEX[0]), actions=["gender"]), 501, NOT_IMPLEMENTED)
+
+
+def test_a_head_that_fails_to_load_degrades_to_501(api, speech, monkeypatch, no_classifiers):
+    """Seed: a head that fails to load leaves out its attribute; nothing left is 501."""
+
+    def broken(model):
+        raise HeadFileError("corrupt gender head engine/heads/gender-ge2e.json")
+
+    monkeypatch.setattr(voice_services, "load_gender_head", broken)
+    response = analyze(api, speech.librispeech(KNOWN_SEX[0]), actions=["gender"])
+    error(response, 501, NOT_IMPLEMENTED)
+
+
+@pytest.mark.parametrize("actions", [["height"], ["gender", "mood"], "gender", [["gender"]]])
+def test_invalid_actions_are_400(api, speech, actions):
+    response = analyze(api, speech.librispeech(KNOWN_SEX[0]), actions=actions)
+    assert "actions" in error(response, 400, INVALID)
+
+
+def test_analyze_with_an_engine_without_weights_is_503(api, speech):
+    response = analyze(api, speech.librispeech(KNOWN_SEX[0]), model="eres2net")
+    error(response, 503, UNAVAILABLE)
+
+
+def test_analyze_of_silence_is_422(api):
+    error(analyze(api, silence()), 422, TOO_LITTLE_SPEECH)

@@ -1,0 +1,330 @@
+"""Console: voices with their enrollment samples (playable), bindings, enrollment."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.storage import default_storage
+from django.db.models import Count
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from console.admin_utils import admin_links
+from console.errors import SERVICE_ERRORS, describe
+from console.forms import AddSampleForm, EnrollVoiceForm
+from console.scoping import TenantScopedAdminMixin
+from devices.models import Device
+from tenancy.scoping import owned
+from voiceprint import services
+from voiceprint.models import Voice, VoiceSample
+
+
+class VoiceChangeForm(forms.ModelForm):
+    """A voice's editable settings. Devices are bound through voiceprint.services (the
+    binding table carries the per-device capacity limit), so they are a plain form field."""
+
+    bound_devices = forms.ModelMultipleChoiceField(
+        queryset=Device.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Devices",
+        help_text="The devices that recognise this voice.",
+    )
+
+    class Meta:
+        model = Voice
+        fields = ("name", "threshold", "role", "labels")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        tenant = self.instance.tenant
+        if "role" in self.fields:
+            self.fields["role"].queryset = self.fields["role"].queryset.filter(tenant=tenant)
+        self.fields["bound_devices"].queryset = owned(Device, tenant)
+        self.fields["bound_devices"].initial = list(self.instance.devices.all())
+        self.fields["threshold"].help_text = "Cosine similarity (0 to 1) a probe must reach."
+        if "labels" in self.fields:
+            self.fields["labels"].widget.attrs.update(rows=2, cols=60)
+            self.fields["labels"].help_text = 'Voice API labels, a JSON object: {"room": "kitchen"}'
+        if "role" in self.fields:  # roles are managed on their own page
+            widget = self.fields["role"].widget
+            widget.can_change_related = widget.can_delete_related = False
+
+    def clean_threshold(self):
+        threshold = self.cleaned_data["threshold"]
+        if not 0.0 <= threshold <= 1.0:
+            raise ValidationError("The threshold is a similarity between 0 and 1.")
+        return threshold
+
+    def clean_bound_devices(self):
+        devices = self.cleaned_data["bound_devices"]
+        current = set(self.instance.bindings.values_list("device_id", flat=True))
+        limit = settings.VOICEPRINT_MAX_VOICES_PER_DEVICE
+        full = [
+            str(device)
+            for device in devices.annotate(voice_count=Count("bindings"))
+            if device.pk not in current and device.voice_count >= limit
+        ]
+        if full:
+            raise ValidationError(
+                f"Already holding {limit} voices (VOICEPRINT_MAX_VOICES_PER_DEVICE): "
+                + ", ".join(full)
+            )
+        return devices
+
+
+class VoiceSampleInline(admin.TabularInline):
+    model = VoiceSample
+    fields = ("player", "duration", "speech", "model", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "enrollment sample"
+
+    @admin.display(description="recording")
+    def player(self, sample: VoiceSample) -> str:
+        if sample.pk is None:
+            return "—"
+        url = reverse("admin:voiceprint_voice_sample_audio", args=[sample.pk])
+        return format_html(
+            '<audio controls preload="metadata" class="console-audio" src="{}" '
+            'data-sample="{}"></audio> <a href="{}" download>download</a>',
+            url,
+            sample.pk,
+            url,
+        )
+
+    @admin.display(description="duration")
+    def duration(self, sample: VoiceSample) -> str:
+        return f"{sample.duration_seconds:.1f} s"
+
+    @admin.display(description="speech (after silence removal)")
+    def speech(self, sample: VoiceSample) -> str:
+        return f"{sample.speech_seconds:.1f} s"
+
+    # The samples are part of the voice: whoever may see the voice may hear them; they are
+    # added with "Add a sample" (which recomputes the voiceprint), never edited.
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("voiceprint.view_voice")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Voice)
+class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    form = VoiceChangeForm
+    list_display = (
+        "display_name",
+        "tenant",
+        "role",
+        "device_list",
+        "sample_count",
+        "threshold",
+        "model",
+        "store",
+        "status",
+        "created_at",
+    )
+    list_filter = (
+        "tenant",
+        ("devices", admin.RelatedOnlyFieldListFilter),
+        ("role", admin.RelatedOnlyFieldListFilter),
+        "model",
+        "store",
+        "status",
+    )
+    list_select_related = ("tenant", "role")
+    search_fields = (
+        "name",
+        "voice_id",
+        "tenant__name",
+        "role__name",
+        "devices__device_id",
+        "devices__device_name",
+    )
+    readonly_fields = (
+        "tenant",
+        "voice_id",
+        "status",
+        "model",
+        "dim",
+        "store",
+        "sample_count",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("tenant", "voice_id", "name", "status")}),
+        ("Recognition", {"fields": ("threshold", "role", "bound_devices")}),
+        ("Engine and gallery", {"fields": ("model", "dim", "store", "labels", "sample_count")}),
+        ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
+    )
+    inlines = (VoiceSampleInline,)
+    change_form_template = "console/voice_change_form.html"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .defer("centroid")
+            .annotate(sample_count=Count("samples", distinct=True))
+            .prefetch_related("devices")
+        )
+
+    @admin.display(description="voice", ordering="name")
+    def display_name(self, voice: Voice) -> str:
+        return str(voice)
+
+    @admin.display(description="devices")
+    def device_list(self, voice: Voice) -> str:
+        return admin_links(voice.devices.all())
+
+    @admin.display(description="samples", ordering="sample_count")
+    def sample_count(self, voice: Voice) -> int:
+        return voice.sample_count
+
+    # --- writes go through voiceprint.services ------------------------------------------
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        services.update_voice(
+            obj,
+            threshold=form.cleaned_data["threshold"],
+            role=form.cleaned_data["role"],
+            devices=list(form.cleaned_data["bound_devices"]),
+        )
+
+    def delete_model(self, request, obj):
+        services.delete_voice(obj)  # also removes the stored audio
+
+    def delete_queryset(self, request, queryset):
+        for voice in queryset:
+            services.delete_voice(voice)
+
+    # --- enrollment, samples, audio -----------------------------------------------------
+
+    def get_urls(self):
+        return [
+            path(
+                "samples/<int:sample_id>/audio/",
+                self.admin_site.admin_view(self.sample_audio_view),
+                name="voiceprint_voice_sample_audio",
+            ),
+            path(
+                "<path:object_id>/add-sample/",
+                self.admin_site.admin_view(self.add_sample_view),
+                name="voiceprint_voice_add_sample",
+            ),
+            *super().get_urls(),
+        ]
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Enrollment: a voice is made from a recording, by voiceprint.services."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            form = EnrollVoiceForm(request.POST, request.FILES, request=request)
+            if form.is_valid():
+                data = form.cleaned_data
+                try:
+                    voice = services.enroll_voice(
+                        tenant=data["tenant"],
+                        audio=data["audio"].read(),
+                        devices=[data["device"]] if data["device"] else [],
+                        role=data["role"],
+                        threshold=data["threshold"],
+                        name=data["name"],
+                    )
+                except SERVICE_ERRORS as exc:
+                    form.add_error(None, f"The voice could not be enrolled: {describe(exc)}")
+                else:
+                    self.log_addition(request, voice, [{"added": {}}])
+                    self.message_user(request, f"Enrolled voice “{voice}”.", messages.SUCCESS)
+                    return HttpResponseRedirect(
+                        reverse("admin:voiceprint_voice_change", args=[voice.pk])
+                    )
+        else:
+            form = EnrollVoiceForm(initial=request.GET.dict(), request=request)
+        return self._audio_form_page(
+            request,
+            form,
+            title="Enroll a voice",
+            intro="Upload a recording of one speaker (a few seconds of speech), or record it "
+            "from the microphone. More recordings can be added afterwards as samples.",
+            submit_label="Enroll",
+            form_id="enroll-form",
+        )
+
+    def add_sample_view(self, request, object_id):
+        voice = self.get_object(request, object_id)
+        if voice is None:
+            raise Http404
+        if not self.has_change_permission(request, voice):
+            raise PermissionDenied
+        form = AddSampleForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.add_sample(voice, form.cleaned_data["audio"].read())
+            except SERVICE_ERRORS as exc:
+                form.add_error(None, f"The sample could not be added: {describe(exc)}")
+            else:
+                self.log_change(request, voice, [{"added": {"object": "enrollment sample"}}])
+                self.message_user(
+                    request,
+                    "Added the sample; the voiceprint is now the mean of all samples.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:voiceprint_voice_change", args=[voice.pk])
+                )
+        return self._audio_form_page(
+            request,
+            form,
+            title="Add a sample",
+            intro=f"Another recording of “{voice}”; the voiceprint becomes the normalised mean "
+            "of all its samples.",
+            submit_label="Add sample",
+            form_id="sample-form",
+            original=voice,
+        )
+
+    def sample_audio_view(self, request, sample_id):
+        """The stored enrollment audio of a sample the user may see, as WAV."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        sample = (
+            VoiceSample.objects.filter(voice__in=self.get_queryset(request))
+            .select_related("voice")
+            .filter(pk=sample_id)
+            .first()
+        )
+        if sample is None:
+            raise Http404("no such sample")
+        try:
+            audio = default_storage.open(sample.audio.name, "rb")
+        except (FileNotFoundError, OSError) as exc:
+            raise Http404("the sample's audio is missing from storage") from exc
+        response = FileResponse(
+            audio,
+            content_type="audio/wav",
+            filename=f"{sample.voice.voice_id}-{sample.pk}.wav",
+        )
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
+
+    def _audio_form_page(self, request, form, **context):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "form": form,
+            **context,
+        }
+        return TemplateResponse(request, "console/audio_form.html", context)
