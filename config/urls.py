@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import healthz
+from config.observability import metrics
 
 voiceprint_api = [
     path("", include("roles.api.urls")),
@@ -13,6 +14,7 @@ voiceprint_api = [
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("v1/voiceprint/", include(voiceprint_api)),
     path("v1/voice/", include("voiceprint.voice_api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

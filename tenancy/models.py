@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.db import models
 
 
@@ -38,6 +39,7 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "API token"
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.tenant})"
@@ -45,6 +47,23 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class OperatorProfile(models.Model):
+    """Limits a staff user of the admin console to one tenant: an operator sees and edits
+    only that tenant's records. Superusers need no profile and see every tenant."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="operator_profile"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="operators")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "operator profile"
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.tenant})"
 
 
 class TenantOwned(models.Model):

@@ -1,22 +1,52 @@
-"""OpenAPI helpers: how the `{code, msg, data}` envelope is described."""
+"""OpenAPI pieces shared by both API surfaces.
+
+- `enveloped()`: the response schema of a Voiceprint API reply, `{code, msg, data}`;
+- example builders for envelope replies and Voice API errors;
+- the bearer-token security scheme (an extension of drf-spectacular, registered on import);
+- `describe_api`, a postprocessing hook that adds the business codes, the audio forms and
+  the tag descriptions to the schema (settings.SPECTACULAR_SETTINGS).
+"""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import inline_serializer
+from typing import Any
+
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerFieldExtension,
+)
+from drf_spectacular.utils import OpenApiExample, inline_serializer
 from rest_framework import serializers
+from rest_framework.fields import empty
+
+from tenancy.errors import ErrorCode
+
+# --- the envelope ------------------------------------------------------------------------
+
+_ENVELOPES: dict[str, type[serializers.Serializer]] = {}
 
 
-def enveloped(data: serializers.BaseSerializer | None):
-    """Response schema of a Voiceprint API reply whose `data` is `data` (None: null)."""
-    if data is None:
-        name, data_field = "EmptyEnvelope", serializers.JSONField(allow_null=True, default=None)
-    else:
-        many = isinstance(data, serializers.ListSerializer)
-        inner = data.child if many else data
-        name = f"{type(inner).__name__.removesuffix('Serializer')}{'List' if many else ''}Envelope"
-        data_field = data
-    return {
-        200: inline_serializer(
+def _serializer_name(data: serializers.BaseSerializer | type[serializers.BaseSerializer]) -> str:
+    if isinstance(data, serializers.ListSerializer):
+        return f"{_serializer_name(data.child)}List"
+    cls = data if isinstance(data, type) else type(data)
+    return cls.__name__.removesuffix("Serializer")
+
+
+def enveloped(data: serializers.BaseSerializer | type[serializers.BaseSerializer] | None):
+    """Response schema of a Voiceprint API reply whose `data` is `data` (None: null).
+
+    One component per data shape (e.g. `VoiceEnvelope`, `VoiceListEnvelope`), built once:
+    the same name must always be the same class for drf-spectacular."""
+    name = "EmptyEnvelope" if data is None else f"{_serializer_name(data)}Envelope"
+    if name not in _ENVELOPES:
+        if data is None:
+            data_field = serializers.JSONField(allow_null=True, default=None, help_text="null")
+        elif isinstance(data, type):
+            data_field = data()
+        else:
+            data_field = data
+        _ENVELOPES[name] = inline_serializer(
             name=name,
             fields={
                 "code": serializers.IntegerField(help_text="0 on success, else a business code"),
@@ -24,4 +54,180 @@ def enveloped(data: serializers.BaseSerializer | None):
                 "data": data_field,
             },
         )
-    }
+    return {200: _ENVELOPES[name]}
+
+
+# --- examples ----------------------------------------------------------------------------
+
+
+#: A valid, empty 16 kHz mono WAV, for examples: real requests carry seconds of speech.
+EMPTY_WAV_BASE64 = "UklGRiQAAABXQVZFZm10IBAAAAABAAEAgD4AAAB9AAACABAAZGF0YQAAAAA="
+
+
+def _error_name(code: ErrorCode) -> str:
+    return code.name.replace("_", " ").capitalize()  # "Not found", "Too little speech"
+
+
+def envelope_example(name: str, data: Any = None, summary: str = "") -> OpenApiExample:
+    """A Voiceprint API success reply."""
+    return OpenApiExample(
+        name,
+        summary=summary or name,
+        value={"code": 0, "msg": "", "data": data},
+        response_only=True,
+        status_codes=["200"],
+    )
+
+
+def envelope_error(code: ErrorCode, msg: str, name: str = "") -> OpenApiExample:
+    """A Voiceprint API failure: HTTP 200, `data` null."""
+    return OpenApiExample(
+        name or _error_name(code),
+        summary=f"{int(code)}: {msg}",
+        value={"code": int(code), "msg": msg, "data": None},
+        response_only=True,
+        status_codes=["200"],
+    )
+
+
+def voice_error(code: ErrorCode, message: str, name: str = "") -> OpenApiExample:
+    """A Voice API failure: `{"error": {code, message}}` with the code's HTTP status."""
+    return OpenApiExample(
+        name or _error_name(code),
+        summary=f"{code.http_status} / {int(code)}: {message}",
+        value={"error": {"code": int(code), "message": message}},
+        response_only=True,
+        status_codes=[str(code.http_status)],
+    )
+
+
+def request_example(name: str, value: Any = empty, summary: str = "", **kwargs) -> OpenApiExample:
+    """A request example (no `value`: described only, e.g. a binary body)."""
+    return OpenApiExample(name, summary=summary or name, value=value, request_only=True, **kwargs)
+
+
+#: Replies every authenticated Voiceprint API endpoint can give.
+UNAUTHORIZED = envelope_error(ErrorCode.UNAUTHORIZED, "invalid or revoked token", "Bad token")
+RATE_LIMITED = envelope_error(
+    ErrorCode.RATE_LIMITED, "Request was throttled. Expected available in 12 seconds.", "Throttled"
+)
+COMMON_ERRORS = [UNAUTHORIZED, RATE_LIMITED]
+
+
+# --- security and field extensions -------------------------------------------------------
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """`Authorization: Bearer <token>` (tenancy.authentication.BearerTokenAuthentication)."""
+
+    target_class = "tenancy.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "vp_<prefix>_<secret>",
+            "description": (
+                "A tenant's API token, from `python manage.py create_tenant NAME` or "
+                "`create_token TENANT`. Missing or invalid: code 40100 (HTTP 401 on the "
+                "Voice API)."
+            ),
+        }
+
+
+class TrueFalseStringFieldExtension(OpenApiSerializerFieldExtension):
+    """ "true"/"false" strings in replies; those strings or booleans in requests."""
+
+    target_class = "tenancy.fields.TrueFalseStringField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        as_string = {"type": "string", "enum": ["true", "false"]}
+        if direction == "response":
+            return as_string
+        return {"oneOf": [as_string, {"type": "boolean"}]}
+
+
+# --- the API description -----------------------------------------------------------------
+
+BUSINESS_CODES = {
+    ErrorCode.OK: "success",
+    ErrorCode.INVALID_PARAMETER: "invalid parameter (msg names the field)",
+    ErrorCode.NO_AUDIO: "no audio given",
+    ErrorCode.UNDECODABLE_AUDIO: "audio cannot be decoded",
+    ErrorCode.TOO_LITTLE_SPEECH: "audio has too little speech (after silence removal)",
+    ErrorCode.UNAUTHORIZED: "missing or invalid token",
+    ErrorCode.NOT_FOUND: "voice / role / device / agent not found (or another tenant's)",
+    ErrorCode.CONFLICT: "conflict (duplicate device_id, device full, embedding model mismatch)",
+    ErrorCode.AUDIO_TOO_LARGE: "audio too large",
+    ErrorCode.RATE_LIMITED: "rate limited",
+    ErrorCode.INTERNAL: "internal error (never shows a stack trace)",
+    ErrorCode.NOT_IMPLEMENTED: "not implemented (Voice API analyze: no asked attribute "
+    "can be computed)",
+    ErrorCode.FETCH_FAILED: "audio_url could not be fetched",
+    ErrorCode.UNAVAILABLE: "engine or queue unavailable / timed out",
+}
+
+OVERVIEW = """
+Two surfaces over one store and one tenant model. Every request carries
+`Authorization: Bearer <token>`; another tenant's ids answer exactly like ids that do not exist.
+
+- **Voiceprint API** `/v1/voiceprint/`: every reply is HTTP 200 with the envelope
+  `{"code": int, "msg": str, "data": ...}`; `code` 0 is success (`msg` ""), any other
+  code is a failure (`data` null), e.g. `{"code": 40400, "msg": "voice not found", "data": null}`.
+- **Voice API** `/v1/voice/`: plain JSON with real HTTP statuses; failures are
+  `{"error": {"code": int, "message": str}}` with the same business codes.
+
+### Audio input (Voiceprint API)
+Every endpoint that takes audio accepts three forms:
+1. **raw body**: `Content-Type: audio/wav` (also `audio/x-wav`, `audio/*`,
+   `application/octet-stream`), at most 512 KB, parameters in `X-` headers (`X-Device-ID`,
+   `X-Role-ID`, `X-Threshold`, `X-Voice-Name`, `X-Agent-ID`, `X-Top-K`, `X-Audio-URL`;
+   non-ASCII values percent-encoded UTF-8);
+2. **JSON**: `audio_url` (http/https, fetched by the server, at most 10 MB) or
+   `audio_base64` (raw base64 or a `data:audio/...;base64,` URI, at most 10 MB decoded);
+3. **multipart/form-data**: field `file` (at most 10 MB), other parameters as form fields.
+
+A URL wins over any other form. WAV, FLAC and OGG at any sample rate are accepted; silence
+is removed before embedding. Voice API audio fields take a URL, raw base64 or a data URI.
+
+### Operations (not part of this schema)
+`GET /healthz` (no token), `GET /metrics` (Prometheus text format; no token unless
+`VOICEPRINT_METRICS_TOKEN` is set). Every reply carries `X-Request-ID` (the client's, when
+it sends a sane one, else a new one): quote it when reporting a problem.
+"""
+
+TAGS = [
+    {"name": "voices", "description": "Voiceprint API: enroll and manage voices."},
+    {"name": "recognition", "description": "Voiceprint API: identify, verify, extract."},
+    {"name": "devices", "description": "Voiceprint API: devices and their identify stats."},
+    {"name": "roles", "description": "Voiceprint API: roles a voice can be bound to."},
+    {"name": "roleinterrupt", "description": "Voiceprint API: per-agent interrupt settings."},
+    {"name": "voice", "description": "Voice API: verify, register, identify, forget, embed, "
+     "analyze; plain JSON and real HTTP statuses."},
+]  # fmt: skip
+
+
+def business_codes_table() -> str:
+    rows = [
+        f"| {int(code)} | {code.http_status} | {meaning} |"
+        for code, meaning in BUSINESS_CODES.items()
+    ]
+    header = "| code | HTTP (Voice API) | meaning |\n|---|---|---|"
+    return "\n".join([header, *rows])
+
+
+def describe_api(result: dict, generator, request, public) -> dict:
+    """POSTPROCESSING_HOOKS entry: the overview, the business codes and the tags."""
+    info = result.setdefault("info", {})
+    info["description"] = "\n\n".join(
+        part
+        for part in (
+            info.get("description", ""),
+            OVERVIEW.strip(),
+            "### Business codes\n" + business_codes_table(),
+        )
+        if part
+    )
+    result["tags"] = TAGS
+    return result

@@ -41,12 +41,15 @@ class VoiceChangeForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # A user who may only view a voice gets a form without fields (all are read-only).
         tenant = self.instance.tenant
         if "role" in self.fields:
             self.fields["role"].queryset = self.fields["role"].queryset.filter(tenant=tenant)
-        self.fields["bound_devices"].queryset = owned(Device, tenant)
-        self.fields["bound_devices"].initial = list(self.instance.devices.all())
-        self.fields["threshold"].help_text = "Cosine similarity (0 to 1) a probe must reach."
+        if "bound_devices" in self.fields:
+            self.fields["bound_devices"].queryset = owned(Device, tenant)
+            self.fields["bound_devices"].initial = list(self.instance.devices.all())
+        if "threshold" in self.fields:
+            self.fields["threshold"].help_text = "Cosine similarity (0 to 1) a probe must reach."
         if "labels" in self.fields:
             self.fields["labels"].widget.attrs.update(rows=2, cols=60)
             self.fields["labels"].help_text = 'Voice API labels, a JSON object: {"room": "kitchen"}'
@@ -185,6 +188,11 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="devices")
     def device_list(self, voice: Voice) -> str:
+        return admin_links(voice.devices.all())
+
+    @admin.display(description="devices")
+    def bound_devices(self, voice: Voice) -> str:
+        """The devices, for a user who may only view the voice (others get the form field)."""
         return admin_links(voice.devices.all())
 
     @admin.display(description="samples", ordering="sample_count")

@@ -1,13 +1,13 @@
 from drf_spectacular.utils import extend_schema
 
 from devices import selectors, services
+from devices.api import schema
 from devices.api.serializers import (
     DeviceCreateSerializer,
     DeviceSerializer,
     DeviceUpdateSerializer,
 )
 from tenancy.envelope import VoiceprintAPIView, ok
-from tenancy.schema import enveloped
 
 
 def _device_reply(tenant, device_id: str):
@@ -15,15 +15,11 @@ def _device_reply(tenant, device_id: str):
 
 
 class DeviceListView(VoiceprintAPIView):
-    @extend_schema(operation_id="devices_list", responses=enveloped(DeviceSerializer(many=True)))
+    @extend_schema(**schema.LIST)
     def get(self, request):
         return ok(DeviceSerializer(selectors.device_list(request.user.tenant), many=True).data)
 
-    @extend_schema(
-        operation_id="devices_create",
-        request=DeviceCreateSerializer,
-        responses=enveloped(DeviceSerializer),
-    )
+    @extend_schema(**schema.CREATE)
     def post(self, request):
         params = DeviceCreateSerializer(data=request.data)
         params.is_valid(raise_exception=True)
@@ -32,15 +28,11 @@ class DeviceListView(VoiceprintAPIView):
 
 
 class DeviceDetailView(VoiceprintAPIView):
-    @extend_schema(operation_id="devices_get", responses=enveloped(DeviceSerializer))
+    @extend_schema(**schema.GET)
     def get(self, request, device_id: str):
         return _device_reply(request.user.tenant, device_id)
 
-    @extend_schema(
-        operation_id="devices_update",
-        request=DeviceUpdateSerializer,
-        responses=enveloped(DeviceSerializer),
-    )
+    @extend_schema(**schema.UPDATE)
     def put(self, request, device_id: str):
         device = selectors.device_get_plain(request.user.tenant, device_id)
         params = DeviceUpdateSerializer(data=request.data)
@@ -48,7 +40,7 @@ class DeviceDetailView(VoiceprintAPIView):
         services.rename_device(device, params.validated_data["device_name"])
         return _device_reply(request.user.tenant, device_id)
 
-    @extend_schema(operation_id="devices_delete", responses=enveloped(None))
+    @extend_schema(**schema.DELETE)
     def delete(self, request, device_id: str):
         services.delete_device(selectors.device_get_plain(request.user.tenant, device_id))
         return ok()

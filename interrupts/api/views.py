@@ -3,10 +3,10 @@ from dataclasses import asdict
 from drf_spectacular.utils import extend_schema
 
 from interrupts import selectors, services
+from interrupts.api import schema
 from interrupts.api.serializers import AgentInterruptsSerializer
 from tenancy.envelope import VoiceprintAPIView, ok
 from tenancy.errors import invalid
-from tenancy.schema import enveloped
 
 MAX_AGENT_ID_LENGTH = 128
 
@@ -18,17 +18,13 @@ def _checked_agent_id(agent_id: str) -> str:
 
 
 class RoleInterruptView(VoiceprintAPIView):
-    @extend_schema(operation_id="roleinterrupt_get", responses=enveloped(AgentInterruptsSerializer))
+    @extend_schema(**schema.GET)
     def get(self, request, agent_id: str):
         settings = selectors.agent_settings(request.user.tenant, _checked_agent_id(agent_id))
         reply = AgentInterruptsSerializer({"roleinterrupt": [asdict(s) for s in settings]})
         return ok(reply.data)
 
-    @extend_schema(
-        operation_id="roleinterrupt_update",
-        request=AgentInterruptsSerializer,
-        responses=enveloped(None),
-    )
+    @extend_schema(**schema.UPDATE)
     def put(self, request, agent_id: str):
         params = AgentInterruptsSerializer(data=request.data)
         params.is_valid(raise_exception=True)

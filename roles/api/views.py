@@ -1,21 +1,17 @@
 from drf_spectacular.utils import extend_schema
 
 from roles import selectors, services
-from roles.api.serializers import RoleCreatedSerializer, RoleCreateSerializer, RoleSerializer
+from roles.api import schema
+from roles.api.serializers import RoleCreateSerializer, RoleSerializer
 from tenancy.envelope import VoiceprintAPIView, ok
-from tenancy.schema import enveloped
 
 
 class RoleListView(VoiceprintAPIView):
-    @extend_schema(operation_id="roles_list", responses=enveloped(RoleSerializer(many=True)))
+    @extend_schema(**schema.LIST)
     def get(self, request):
         return ok(RoleSerializer(selectors.role_list(request.user.tenant), many=True).data)
 
-    @extend_schema(
-        operation_id="roles_create",
-        request=RoleCreateSerializer,
-        responses=enveloped(RoleCreatedSerializer),
-    )
+    @extend_schema(**schema.CREATE)
     def post(self, request):
         params = RoleCreateSerializer(data=request.data)
         params.is_valid(raise_exception=True)
@@ -24,11 +20,11 @@ class RoleListView(VoiceprintAPIView):
 
 
 class RoleDetailView(VoiceprintAPIView):
-    @extend_schema(operation_id="roles_get", responses=enveloped(RoleSerializer))
+    @extend_schema(**schema.GET)
     def get(self, request, role_id: str):
         return ok(RoleSerializer(selectors.role_get(request.user.tenant, role_id)).data)
 
-    @extend_schema(operation_id="roles_delete", responses=enveloped(None))
+    @extend_schema(**schema.DELETE)
     def delete(self, request, role_id: str):
         services.delete_role(selectors.role_get(request.user.tenant, role_id))
         return ok()

@@ -34,7 +34,8 @@ def test_enroll_folder_makes_one_voice_per_speaker(enrolled, shared_audio):
     voices = {v.name: v.samples.count() for v in Voice.objects.filter(tenant=enrolled)}
     assert voices == {"fangjun": 3, "leijun": 2, "liudehua": 2}
     assert all(v.devices.get().device_id == "dev-1" for v in Voice.objects.all())
-    again = run("enroll_folder", "dev-1", str(shared_audio / "zh/enroll"), "--tenant", enrolled.name)
+    folder = str(shared_audio / "zh/enroll")
+    again = run("enroll_folder", "dev-1", folder, "--tenant", enrolled.name)
     assert again.startswith("0 voice(s) enrolled") and "3 already there" in again
     assert Voice.objects.count() == 3
 

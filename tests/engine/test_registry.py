@@ -49,6 +49,7 @@ def test_public_names():
         "ModelNotFoundError", "UnknownEngineError", "EngineError",
         "decode_audio", "prepare_audio", "available_engines", "get_engine", "active_engine",
         "engine_status", "embed_audio", "embed_waveform", "reset_engines", "configure",
+        "current_settings",
     }  # fmt: skip
     assert set(engine.__all__) == expected
     assert all(hasattr(engine, name) for name in expected)

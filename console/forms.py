@@ -1,0 +1,125 @@
+"""Forms of the console's own pages (enrollment, samples, identify test, agent settings)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+
+from console.scoping import scoped_choices
+from devices.models import Device
+from roles.models import Role
+from tenancy.models import Tenant
+
+#: The largest upload the console accepts: the API's multipart limit (API.md).
+MAX_AUDIO_BYTES = 10 * 1024 * 1024
+
+
+class AudioField(forms.FileField):
+    """An uploaded recording (WAV, FLAC or OGG), at most MAX_AUDIO_BYTES."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "WAV, FLAC or OGG; any sample rate; at most 10 MB.")
+        super().__init__(**kwargs)
+        self.widget.attrs.setdefault("accept", "audio/*,.wav,.flac,.ogg")
+
+    def clean(self, data, initial=None):
+        upload = super().clean(data, initial)
+        if upload and upload.size > MAX_AUDIO_BYTES:
+            raise ValidationError("The recording is larger than 10 MB.", code="too_large")
+        return upload
+
+
+class TenantRecordChoiceField(forms.ModelChoiceField):
+    """Records of several tenants in one select, each labelled with its tenant."""
+
+    def label_from_instance(self, obj) -> str:
+        return f"{obj.tenant} · {obj}"
+
+
+class DeviceChoiceField(TenantRecordChoiceField):
+    def label_from_instance(self, obj) -> str:
+        if obj.device_name in ("", obj.device_id):
+            return f"{obj.tenant} · {obj.device_id}"
+        return f"{obj.tenant} · {obj.device_name} ({obj.device_id})"
+
+
+class ScopedForm(forms.Form):
+    """A form whose choices are limited to what the requesting user may see."""
+
+    def __init__(self, *args, request: HttpRequest, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.request = request
+        for field in self.fields.values():
+            if isinstance(field, forms.ModelChoiceField):
+                model = field.queryset.model
+                field.queryset = scoped_choices(model, request).select_related(
+                    *(["tenant"] if model is not Tenant else [])
+                )
+
+
+class EnrollVoiceForm(ScopedForm):
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.all())
+    device = DeviceChoiceField(
+        queryset=Device.objects.all(),
+        required=False,
+        help_text="The device the voice is bound to (more can be bound on the voice's page).",
+    )
+    role = TenantRecordChoiceField(
+        queryset=Role.objects.all(), required=False, help_text="Empty: the tenant's default role."
+    )
+    name = forms.CharField(max_length=128, required=False)
+    threshold = forms.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        help_text="Cosine similarity a probe must reach. Empty: the engine's default.",
+    )
+    audio = AudioField()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        tenants = self.fields["tenant"].queryset
+        if len(tenants) == 1:
+            self.fields["tenant"].initial = tenants[0].pk
+
+    def clean(self):
+        cleaned = super().clean()
+        tenant = cleaned.get("tenant")
+        for name in ("device", "role"):
+            record = cleaned.get(name)
+            if tenant and record and record.tenant_id != tenant.pk:
+                self.add_error(name, f"This {name} belongs to tenant {record.tenant}.")
+        return cleaned
+
+
+class AddSampleForm(forms.Form):
+    audio = AudioField(label="Recording")
+
+
+class IdentifyForm(ScopedForm):
+    device = DeviceChoiceField(queryset=Device.objects.all())
+    audio = AudioField(
+        label="Recording",
+        help_text="Upload a file, or record from the microphone below.",
+    )
+    agent_id = forms.CharField(
+        max_length=128,
+        required=False,
+        label="Agent ID",
+        help_text="Optional: also decide whether the speaker may interrupt this agent.",
+    )
+    top_k = forms.IntegerField(min_value=1, max_value=16, initial=3, label="Candidates")
+
+
+class AgentForm(ScopedForm):
+    """Which agent's role-interrupt settings to show."""
+
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.all())
+    agent_id = forms.CharField(max_length=128, label="Agent ID")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        tenants = self.fields["tenant"].queryset
+        if len(tenants) == 1:
+            self.fields["tenant"].initial = tenants[0].pk

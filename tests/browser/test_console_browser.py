@@ -1,0 +1,165 @@
+"""The console in headless Chromium: log in, tokens, a device, enrollment by upload, the
+sample players, and the identify test page by upload and by microphone."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "console-pw"
+
+
+@pytest.fixture
+def superuser(django_user_model):
+    return django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
+
+
+@pytest.fixture
+def acme(db):
+    from tenancy.services import create_tenant
+
+    tenant, _ = create_tenant("acme")
+    return tenant
+
+
+def test_console_tour(browser, superuser, acme, shared_zh):
+    from devices.models import Device
+    from tenancy.models import ApiToken
+
+    browser.log_in("root", PASSWORD)
+
+    # A token, shown once; afterwards the tenant page lists only its prefix.
+    browser.get(f"/admin/tenancy/tenant/{acme.pk}/change/")
+    browser.find("#create-token-form input[name=label]").send_keys("firmware")
+    browser.submit("#create-token")
+    plaintext = browser.find(".console-token").text
+    browser.screenshot("token-created")
+    token = ApiToken.objects.get(tenant=acme, label="firmware")
+    assert plaintext.startswith(f"vp_{token.prefix}_")
+    browser.submit("#tokens-continue")
+    page = browser.driver.page_source
+    assert f"vp_{token.prefix}_" in page
+    assert plaintext not in page and token.digest not in page
+    browser.screenshot("tenant-tokens")
+
+    # A device.
+    browser.get("/admin/devices/device/add/")
+    browser.select("#id_tenant", "acme")
+    browser.find("#id_device_id").send_keys("kitchen-01")
+    browser.find("#id_device_name").send_keys("Kitchen speaker")
+    browser.submit("input[name=_save]")
+    assert "was added successfully" in browser.find(".messagelist").text
+    device = Device.objects.get(tenant=acme, device_id="kitchen-01")
+
+    # Two voices enrolled by upload, one with a second sample.
+    for speaker in ("fangjun", "leijun"):
+        browser.get("/admin/voiceprint/voice/add/")
+        browser.select("#id_tenant", "acme")
+        browser.select("#id_device", "acme · Kitchen speaker (kitchen-01)")
+        browser.find("#id_name").send_keys(speaker)
+        browser.find("#id_audio").send_keys(str(shared_zh / "enroll" / f"{speaker}-sr-1.wav"))
+        browser.submit("#enroll-form-submit")
+        assert f"Enrolled voice “{speaker}”" in browser.find(".messagelist").text
+    browser.get("/admin/voiceprint/voice/?q=fangjun")
+    browser.find("#result_list tbody a").click()
+    browser.find("#add-sample").click()
+    browser.find("#id_audio").send_keys(str(shared_zh / "enroll" / "fangjun-sr-2.wav"))
+    browser.submit("#sample-form-submit")
+
+    # The sample players load their audio.
+    players = browser.find_all("audio.console-audio")
+    assert len(players) == 2
+    browser.wait.until(
+        lambda d: d.execute_script(
+            "return [...document.querySelectorAll('audio.console-audio')]"
+            ".every(a => a.readyState >= 1 && a.duration > 1)"
+        )
+    )
+    fetched = browser.driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(document.querySelector('audio.console-audio').src)"
+        ".then(r => done([r.status, r.headers.get('Content-Type')]));"
+    )
+    assert fetched == [200, "audio/wav"]
+    browser.screenshot("voice-samples")
+
+    # The identify test page recognises a test recording of the same speaker.
+    browser.get("/admin/")
+    browser.find("#identify-link").click()
+    browser.select("#id_device", "acme · Kitchen speaker (kitchen-01)")
+    browser.find("#id_audio").send_keys(str(shared_zh / "test" / "fangjun-test-sr-1.wav"))
+    browser.submit("#identify-submit")
+    assert browser.find("#identify-verdict").text.startswith("Matched")
+    assert browser.find("#matched-voice").text == "fangjun"
+    rows = browser.find_all("#identify-candidates tbody tr")
+    assert len(rows) == 2 and "fangjun" in rows[0].text
+    browser.screenshot("identify-result")
+
+    device.refresh_from_db()
+    assert (device.identify_count, device.matched_count) == (1, 1)
+    browser.get("/admin/devices/device/")
+    assert "kitchen-01" in browser.find("#result_list").text
+    browser.screenshot("device-list")
+    browser.get("/admin/")
+    browser.screenshot("console-index")
+
+
+def test_microphone_recording_is_submitted_as_wav(browser, superuser, acme, shared_zh):
+    from devices.services import create_device
+    from voiceprint.services import enroll_voice
+
+    device = create_device(acme, "hall-01", "Hall speaker")
+    enroll_voice(
+        tenant=acme,
+        devices=[device],
+        name="leijun",
+        audio=(shared_zh / "enroll" / "leijun-sr-1.wav").read_bytes(),
+    )
+    browser.log_in("root", PASSWORD)
+    browser.get(f"/admin/identify/?device={device.pk}")
+    browser.find("[data-record]").click()
+    browser.wait.until(
+        lambda d: d.execute_script(
+            "return document.querySelector('[data-recorder]').dataset.state === 'recording'"
+        )
+    )
+    browser.driver.execute_script("return new Promise(r => setTimeout(r, 2500))")
+    browser.find("[data-stop]").click()
+    browser.wait.until(
+        lambda d: d.execute_script(
+            "return document.querySelector('[data-recorder]').dataset.state === 'recorded'"
+        )
+    )
+    # The file input now holds a 16 kHz mono 16-bit WAV made in the page.
+    header = browser.driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "const file = document.getElementById('id_audio').files[0];"
+        "file.arrayBuffer().then(b => { const v = new DataView(b);"
+        "  done([file.name, file.type, String.fromCharCode(...new Uint8Array(b, 0, 4)),"
+        "        v.getUint16(22, true), v.getUint32(24, true), v.getUint16(34, true),"
+        "        b.byteLength, new Int16Array(b, 44).reduce((m, x) => Math.max(m, Math.abs(x)), 0)"
+        "  ]); });"
+    )
+    name, content_type, riff, channels, rate, bits, size, peak = header
+    assert (name, content_type, riff, channels, rate, bits) == (
+        "microphone.wav",
+        "audio/wav",
+        "RIFF",
+        1,
+        16000,
+        16,
+    )
+    assert size > 44 + 2 * 16000  # more than a second of samples
+    assert peak > 1000  # the fake microphone's beep, not silence
+    browser.submit("#identify-submit")
+    browser.screenshot("identify-microphone")
+    # The fake microphone plays a beep: any verdict is fine, or a clear message when it is
+    # not enough speech, but never an error page and never undecodable audio.
+    result = browser.find("#identify-result").text
+    assert "Server Error" not in browser.driver.title
+    if browser.find_all("#identify-error"):
+        assert "(code 40003)" in result, result
+    else:
+        assert "microphone.wav" in result
+        assert browser.find("#identify-verdict").text

@@ -1,0 +1,157 @@
+"""Fixtures of the admin console tests (Django test client; no browser).
+
+Two tenants, each with a device, a role, a voice with one stored sample and an agent
+setting. Those voices are written directly (a random unit vector as their voiceprint), so
+these tests need no speech engine; the tests that enroll real speech use `speech`.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.test import Client
+
+from tests.conftest import SHARED_AUDIO
+
+ZH = SHARED_AUDIO / "zh"
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path) -> Path:
+    """Uploaded audio goes to a fresh folder per test, never to var/."""
+    root = tmp_path / "media"
+    root.mkdir()
+    settings.MEDIA_ROOT = str(root)
+    return root
+
+
+def stored_files(root: Path) -> set[str]:
+    return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
+
+
+def tone_wav(seconds: float = 1.0, rate: int = 16000) -> bytes:
+    t = np.arange(int(rate * seconds)) / rate
+    buffer = io.BytesIO()
+    soundfile.write(buffer, 0.3 * np.sin(2 * np.pi * 440 * t), rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+@dataclass
+class World:
+    """One tenant's records."""
+
+    tenant: object
+    token: str
+    role: object
+    device: object
+    voice: object
+    sample: object
+    setting: object
+
+
+def make_voice(tenant, *, name: str, devices=(), role=None):
+    """A voice with one stored sample, without the engine."""
+    from roles.selectors import default_role
+    from voiceprint.models import Voice, VoiceBinding, VoiceSample
+
+    vector = np.random.default_rng(len(name)).standard_normal(256).astype(np.float32)
+    vector /= np.linalg.norm(vector)
+    audio = default_storage.save(f"voices/{tenant.pk}/{name}.wav", ContentFile(tone_wav()))
+    voice = Voice.objects.create(
+        tenant=tenant,
+        name=name,
+        threshold=0.7,
+        role=role or default_role(tenant),
+        model="ge2e",
+        dim=256,
+        centroid=vector,
+    )
+    sample = VoiceSample.objects.create(
+        voice=voice,
+        audio=audio,
+        model="ge2e",
+        embedding=vector,
+        duration_seconds=1.0,
+        speech_seconds=1.0,
+    )
+    VoiceBinding.objects.bulk_create(VoiceBinding(voice=voice, device=d) for d in devices)
+    return voice, sample
+
+
+def make_world(name: str) -> World:
+    from devices.services import create_device
+    from interrupts.models import RoleInterrupt
+    from roles.services import create_role
+    from tenancy.services import create_tenant
+
+    tenant, issued = create_tenant(name)
+    role = create_role(tenant, f"{name}-parent")
+    device = create_device(tenant, f"{name}-speaker", f"{name} kitchen speaker")
+    voice, sample = make_voice(tenant, name=f"{name}-voice", devices=[device], role=role)
+    setting = RoleInterrupt.objects.create(
+        tenant=tenant, agent_id=f"{name}-agent", role=role, interrupt=False
+    )
+    return World(tenant, issued.plaintext, role, device, voice, sample, setting)
+
+
+@pytest.fixture
+def acme(db) -> World:
+    return make_world("acme")
+
+
+@pytest.fixture
+def globex(db) -> World:
+    return make_world("globex")
+
+
+@pytest.fixture
+def superuser_client(db, django_user_model) -> Client:
+    user = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def make_operator(django_user_model, username: str, tenant=None):
+    """A staff user in the "Tenant operators" group, limited to `tenant` when given."""
+    from django.contrib.auth.models import Group
+
+    from console.permissions import OPERATOR_GROUP, ensure_operator_group
+    from tenancy.models import OperatorProfile
+
+    ensure_operator_group()
+    user = django_user_model.objects.create_user(username, password="pw", is_staff=True)
+    user.groups.add(Group.objects.get(name=OPERATOR_GROUP))
+    if tenant is not None:
+        OperatorProfile.objects.create(user=user, tenant=tenant)
+    return user
+
+
+@pytest.fixture
+def operator_client(acme, globex, django_user_model) -> Client:
+    """An operator of tenant acme (globex exists too)."""
+    client = Client()
+    client.force_login(make_operator(django_user_model, "acme-operator", acme.tenant))
+    return client
+
+
+@pytest.fixture
+def speech(shared_audio):
+    """Paths of the real recordings: speech("enroll", "fangjun-sr-1.wav")."""
+
+    def path(*parts: str) -> Path:
+        return ZH.joinpath(*parts)
+
+    return path

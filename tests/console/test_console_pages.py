@@ -1,0 +1,284 @@
+"""The console as a superuser sees it: every page renders, tokens, roles, voices, agents."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+
+from tests.conftest import make_client
+from tests.console.conftest import stored_files
+from tests.console.test_operator_isolation import admin_url, sample_formset
+from tests.helpers import VP, envelope
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_page_renders(superuser_client, acme, globex):
+    """No broken pages: each registered model's list, search, add and change pages."""
+    from django.contrib.auth import get_user_model
+
+    objects = {
+        "tenant": acme.tenant,
+        "apitoken": acme.tenant.tokens.get(),
+        "role": acme.role,
+        "device": acme.device,
+        "voice": acme.voice,
+        "roleinterrupt": acme.setting,
+        "user": get_user_model().objects.get(username="root"),
+        "group": None,
+    }
+    for model in admin.site._registry:
+        name = f"{model._meta.app_label}_{model._meta.model_name}"
+        assert superuser_client.get(admin_url(name)).status_code == 200, name
+        assert superuser_client.get(admin_url(name) + "?q=acme").status_code == 200, name
+        add = superuser_client.get(admin_url(name, "add"))
+        assert add.status_code == (403 if model._meta.model_name == "apitoken" else 200), name
+        obj = objects[model._meta.model_name]
+        if obj is not None:
+            change = superuser_client.get(admin_url(name, "change", obj.pk))
+            assert change.status_code == 200, name
+    for url in (
+        reverse("admin:index"),
+        reverse("admin:identify"),
+        reverse("admin:identify") + f"?device={acme.device.pk}",
+        reverse("admin:interrupts_roleinterrupt_agent"),
+        reverse("admin:interrupts_roleinterrupt_agent") + f"?tenant={acme.tenant.pk}&agent_id=a1",
+        admin_url("voiceprint_voice", "add_sample", acme.voice.pk),
+        admin_url("devices_device") + f"?tenant__id__exact={acme.tenant.pk}&o=7",
+        admin_url("voiceprint_voice") + f"?devices__id__exact={acme.device.pk}&model=ge2e",
+    ):
+        assert superuser_client.get(url).status_code == 200, url
+
+
+def test_dashboard(superuser_client, acme, globex):
+    response = superuser_client.get(reverse("admin:index"))
+    content = response.content.decode()
+    assert "Voiceprint console" in content
+    assert reverse("admin:identify") in content
+    assert response.context["stats"] == {
+        "tenants": 2,
+        "devices": 2,
+        "voices": 2,
+        "identify": 0,
+        "matched": 0,
+    }
+
+
+class TestTokens:
+    def test_created_token_is_shown_once_and_works(self, superuser_client, acme):
+        from tenancy.models import ApiToken
+
+        url = admin_url("tenancy_tenant", "create_token", acme.tenant.pk)
+        response = superuser_client.post(url, {"label": "ci"})
+        assert response.status_code == 200
+        assert "no-store" in response["Cache-Control"]
+        token = ApiToken.objects.get(tenant=acme.tenant, label="ci")
+        ((_, issued),) = response.context["issued"]
+        assert issued.plaintext in response.content.decode()
+        envelope(make_client(issued.plaintext).get(VP + "roles"))
+
+        page = superuser_client.get(admin_url("tenancy_tenant", "change", acme.tenant.pk))
+        content = page.content.decode()
+        assert f"vp_{token.prefix}_" in content
+        assert issued.plaintext not in content
+        assert token.digest not in content
+        listing = superuser_client.get(admin_url("tenancy_apitoken")).content.decode()
+        assert issued.plaintext not in listing and token.digest not in listing
+        detail = superuser_client.get(admin_url("tenancy_apitoken", "change", token.pk))
+        assert token.digest not in detail.content.decode()
+
+    def test_create_token_needs_post(self, superuser_client, acme):
+        url = admin_url("tenancy_tenant", "create_token", acme.tenant.pk)
+        assert superuser_client.get(url).status_code == 405
+
+    def test_action_creates_tokens_for_selected_tenants(self, superuser_client, acme, globex):
+        response = superuser_client.post(
+            admin_url("tenancy_tenant"),
+            {"action": "create_tokens", "_selected_action": [acme.tenant.pk, globex.tenant.pk]},
+        )
+        assert response.status_code == 200
+        assert len(response.context["issued"]) == 2
+        assert acme.tenant.tokens.count() == 2
+
+    def test_revoke_action(self, superuser_client, acme):
+        token = acme.tenant.tokens.get()
+        response = superuser_client.post(
+            admin_url("tenancy_apitoken"),
+            {"action": "revoke_tokens", "_selected_action": [token.pk]},
+        )
+        assert response.status_code == 302
+        token.refresh_from_db()
+        assert not token.is_active
+        envelope(make_client(acme.token).get(VP + "roles"), 40100)
+
+    def test_tokens_are_not_editable(self, superuser_client, acme):
+        token = acme.tenant.tokens.get()
+        url = admin_url("tenancy_apitoken", "change", token.pk)
+        response = superuser_client.post(url, {"label": "changed", "digest": "0" * 64})
+        assert response.status_code == 403
+        token.refresh_from_db()
+        assert token.label == "" and token.digest != "0" * 64
+
+    def test_new_tenant_gets_a_default_role_and_a_token(self, superuser_client):
+        from tenancy.models import Tenant
+
+        response = superuser_client.post(
+            admin_url("tenancy_tenant", "add"), {"name": "initech", "is_active": "on"}
+        )
+        assert response.status_code == 200
+        tenant = Tenant.objects.get(name="initech")
+        ((_, issued),) = response.context["issued"]
+        roles = envelope(make_client(issued.plaintext).get(VP + "roles"))
+        assert [role["role_name"] for role in roles] == ["default"]
+        assert tenant.tokens.count() == 1
+
+
+class TestRoles:
+    def test_default_role_cannot_be_deleted(self, superuser_client, acme):
+        from roles.models import Role
+
+        default = Role.objects.get(tenant=acme.tenant, is_default=True)
+        url = admin_url("roles_role", "delete", default.pk)
+        assert superuser_client.post(url, {"post": "yes"}).status_code == 403
+        # A selection with the default role is refused as a whole ...
+        both = {"action": "delete_selected", "_selected_action": [default.pk, acme.role.pk]}
+        response = superuser_client.post(admin_url("roles_role"), both)
+        assert "Cannot delete roles" in response.content.decode()
+        response = superuser_client.post(admin_url("roles_role"), {**both, "post": "yes"})
+        assert response.status_code == 403
+        assert Role.objects.filter(pk__in=[default.pk, acme.role.pk]).count() == 2
+        # ... one without it goes through roles.services.
+        only = {"action": "delete_selected", "_selected_action": [acme.role.pk], "post": "yes"}
+        assert superuser_client.post(admin_url("roles_role"), only).status_code == 302
+        assert Role.objects.filter(pk=default.pk).exists()
+        assert not Role.objects.filter(pk=acme.role.pk).exists()
+        acme.voice.refresh_from_db()
+        assert acme.voice.role is None  # the voice stays, unbound
+
+
+class TestVoices:
+    def post_voice(self, client, voice, **changes):
+        data = {
+            "name": voice.name,
+            "threshold": voice.threshold,
+            "role": voice.role_id or "",
+            "bound_devices": [d.pk for d in voice.devices.all()],
+            "labels": "{}",
+            **sample_formset(voice),
+            **changes,
+        }
+        return client.post(admin_url("voiceprint_voice", "change", voice.pk), data)
+
+    def test_bindings_are_edited_through_the_service(self, superuser_client, acme):
+        from devices.services import create_device
+        from roles.models import Role
+
+        second = create_device(acme.tenant, "second")
+        default = Role.objects.get(tenant=acme.tenant, is_default=True)
+        response = self.post_voice(
+            superuser_client,
+            acme.voice,
+            threshold="0.55",
+            role=default.pk,
+            bound_devices=[second.pk],
+        )
+        assert response.status_code == 302, response.context["adminform"].form.errors
+        voice = acme.voice
+        voice.refresh_from_db()
+        assert voice.threshold == 0.55
+        assert voice.role == default
+        assert list(voice.devices.all()) == [second]
+        api = make_client(acme.token)
+        assert envelope(api.get(VP + f"voices/{voice.voice_id}"))["dev_bind"] == [
+            {"device_id": "second", "device_name": "second"}
+        ]
+
+    def test_full_device_is_a_form_error(self, superuser_client, acme, settings):
+        from tests.console.conftest import make_voice
+
+        settings.VOICEPRINT_MAX_VOICES_PER_DEVICE = 1
+        other, _ = make_voice(acme.tenant, name="other")
+        response = self.post_voice(superuser_client, other, bound_devices=[acme.device.pk])
+        assert response.status_code == 200
+        assert "bound_devices" in response.context["adminform"].form.errors
+        assert other.devices.count() == 0
+
+    def test_threshold_is_a_similarity(self, superuser_client, acme):
+        response = self.post_voice(superuser_client, acme.voice, threshold="1.5")
+        assert "threshold" in response.context["adminform"].form.errors
+
+    def test_delete_removes_the_audio(
+        self, superuser_client, acme, globex, media_root, django_capture_on_commit_callbacks
+    ):
+        acme_audio = acme.sample.audio.name
+        assert acme_audio in stored_files(media_root)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = superuser_client.post(
+                admin_url("voiceprint_voice", "delete", acme.voice.pk), {"post": "yes"}
+            )
+        assert response.status_code == 302
+        assert acme_audio not in stored_files(media_root)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = superuser_client.post(
+                admin_url("voiceprint_voice"),
+                {"action": "delete_selected", "_selected_action": [globex.voice.pk], "post": "yes"},
+            )
+        assert response.status_code == 302
+        assert stored_files(media_root) == set()
+
+    def test_sample_audio(self, superuser_client, acme):
+        response = superuser_client.get(admin_url("voiceprint_voice", "change", acme.voice.pk))
+        url = admin_url("voiceprint_voice", "sample_audio", acme.sample.pk)
+        assert f'<audio controls preload="metadata" class="console-audio" src="{url}"' in (
+            response.content.decode()
+        )
+        audio = superuser_client.get(url)
+        assert audio["Content-Type"] == "audio/wav"
+        assert b"".join(audio.streaming_content) == acme.sample.audio.open("rb").read()
+
+    def test_sample_audio_is_staff_only(self, client, acme):
+        url = admin_url("voiceprint_voice", "sample_audio", acme.sample.pk)
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response.url.startswith(reverse("admin:login"))
+        api = make_client(acme.token)  # a tenant token is no way in either
+        assert api.get(url).status_code == 302
+
+    def test_missing_audio_file_is_404(self, superuser_client, acme):
+        acme.sample.audio.storage.delete(acme.sample.audio.name)
+        url = admin_url("voiceprint_voice", "sample_audio", acme.sample.pk)
+        assert superuser_client.get(url).status_code == 404
+
+
+class TestAgents:
+    def test_page_lists_every_role_and_saves(self, superuser_client, acme):
+        from interrupts.selectors import agent_settings
+        from roles.models import Role
+
+        url = reverse("admin:interrupts_roleinterrupt_agent")
+        response = superuser_client.get(url, {"tenant": acme.tenant.pk, "agent_id": "robot"})
+        roles = response.context["roles"]
+        assert {r.role_name for r in roles} == {"default", "acme-parent"}
+        assert all(r.interrupt for r in roles)  # the default
+        default = Role.objects.get(tenant=acme.tenant, is_default=True)
+        response = superuser_client.post(
+            url, {"tenant": acme.tenant.pk, "agent_id": "robot", "interrupt": [default.role_id]}
+        )
+        assert response.status_code == 302
+        saved = {s.role_name: s.interrupt for s in agent_settings(acme.tenant, "robot")}
+        assert saved == {"default": True, "acme-parent": False}
+        api = make_client(acme.token)
+        reply = envelope(api.get(VP + "roleinterrupt/robot"))["roleinterrupt"]
+        assert {r["role_name"]: r["interrupt"] for r in reply} == saved | {
+            "default": "true",
+            "acme-parent": "false",
+        }
+
+    def test_role_of_another_tenant_is_refused_in_rows(self, superuser_client, acme, globex):
+        response = superuser_client.post(
+            admin_url("interrupts_roleinterrupt", "add"),
+            {"tenant": acme.tenant.pk, "agent_id": "x", "role": globex.role.pk},
+        )
+        assert response.status_code == 200
+        assert "role" in response.context["adminform"].form.errors
