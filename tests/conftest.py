@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
+pytest_plugins = ["tests.local_servers"]
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = PROJECT_ROOT.parent / "shared"
 SHARED_AUDIO = SHARED_DIR / "audio"
@@ -22,6 +24,19 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -
     settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = (
         f"test_{settings.DATABASES['default']['NAME']}_{os.getpid()}"
     )
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path) -> Path:
+    """Enrollment audio goes to a fresh folder per test, never to var/."""
+    root = tmp_path / "media"
+    root.mkdir()
+    settings.MEDIA_ROOT = str(root)
+    return root
+
+
+def stored_files(root: Path) -> set[str]:
+    return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
 
 
 @pytest.fixture

@@ -12,11 +12,6 @@ from voiceprint.models import Voice
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-
-
 def run(*args) -> str:
     out = StringIO()
     call_command(*args, "--no-progress", stdout=out, stderr=StringIO())

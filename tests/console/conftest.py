@@ -28,19 +28,6 @@ def fast_passwords(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path) -> Path:
-    """Uploaded audio goes to a fresh folder per test, never to var/."""
-    root = tmp_path / "media"
-    root.mkdir()
-    settings.MEDIA_ROOT = str(root)
-    return root
-
-
-def stored_files(root: Path) -> set[str]:
-    return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
-
-
 def tone_wav(seconds: float = 1.0, rate: int = 16000) -> bytes:
     t = np.arange(int(rate * seconds)) / rate
     buffer = io.BytesIO()

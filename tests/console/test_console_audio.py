@@ -10,7 +10,7 @@ import soundfile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from tests.console.conftest import stored_files
+from tests.conftest import stored_files
 from tests.console.test_operator_isolation import admin_url
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from tests.conftest import make_client
-from tests.console.conftest import stored_files
+from tests.conftest import make_client, stored_files
 from tests.console.test_operator_isolation import admin_url, sample_formset
 from tests.helpers import VP, envelope
 

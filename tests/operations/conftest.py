@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-
-@pytest.fixture
-def media_root(settings, tmp_path) -> Path:
-    """Uploaded audio goes to a fresh folder, never to var/."""
-    root = tmp_path / "media"
-    root.mkdir()
-    settings.MEDIA_ROOT = str(root)
-    return root
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
-import socket
-from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 import soundfile
 
 from tests.conftest import SHARED_AUDIO
-from tests.voiceprint.conftest import AudioServer, running_server
+from tests.local_servers import closed_port  # noqa: F401 (re-exported)
 
 V = "/v1/voice/"
 ENGINE = "ge2e"
@@ -33,15 +31,6 @@ GENDER_HEAD = Path(__file__).resolve().parents[2] / "engine" / "heads" / f"gende
 
 
 # --------------------------------------------------------------------------- storage, engine
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path) -> Path:
-    """Enrollment audio goes to a fresh folder per test, never to var/."""
-    root = tmp_path / "media"
-    root.mkdir()
-    settings.MEDIA_ROOT = str(root)
-    return root
 
 
 
@@ -175,39 +164,3 @@ def zh_gallery(api, speech) -> dict[str, str]:
     }
 
 
-# --------------------------------------------------------------------------- local servers
-
-
-@pytest.fixture
-def audio_server(settings) -> Iterator[AudioServer]:
-    """A server on 127.0.0.1, which the tests allow-list (API.md)."""
-    settings.VOICEPRINT_URL_ALLOWLIST = "127.0.0.1"
-    with running_server("127.0.0.1") as server:
-        yield server
-
-
-@pytest.fixture
-def forbidden_server() -> Iterator[AudioServer]:
-    """A server on another loopback address, never allow-listed."""
-    with running_server("127.0.0.2") as server:
-        yield server
-
-
-@pytest.fixture
-def connects(monkeypatch) -> list[tuple]:
-    """Every socket.connect() made while the test runs, as (host, port)."""
-    log: list[tuple] = []
-    real_connect = socket.socket.connect
-
-    def recording_connect(sock: socket.socket, address) -> None:
-        log.append(tuple(address[:2]))
-        return real_connect(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", recording_connect)
-    return log
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
