@@ -80,11 +80,8 @@ def chrome_driver() -> Iterator:
 
 
 @pytest.fixture(autouse=True)
-def _console_settings(settings, tmp_path) -> None:
+def _console_settings(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    media = tmp_path / "media"
-    media.mkdir()
-    settings.MEDIA_ROOT = str(media)
 
 
 @pytest.fixture
