@@ -1,4 +1,4 @@
-"""Serializer fields shared by the API apps."""
+"""Serializer fields and helpers shared by the API apps."""
 
 from rest_framework import serializers
 
@@ -18,3 +18,10 @@ class TrueFalseStringField(serializers.Field):
 
     def to_representation(self, value: bool) -> str:
         return "true" if value else "false"
+
+
+def validated(serializer_class: type[serializers.Serializer], data) -> dict:
+    """`data` checked by `serializer_class`; a problem raises the API's 40000."""
+    params = serializer_class(data=data)
+    params.is_valid(raise_exception=True)
+    return params.validated_data

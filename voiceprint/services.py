@@ -272,7 +272,7 @@ def identify_on_device(
         model=probe.model,
         interrupt=interrupt,
         threshold=best.voice.threshold if best else None,
-        processing_time_ms=_elapsed_ms(started),
+        processing_time_ms=elapsed_ms(started),
     )
 
 
@@ -302,9 +302,9 @@ def verify_voice(voice: Voice, audio: bytes) -> VerifyResult:
         score=score,
         verified=score >= voice.threshold,
         model=probe.model,
-        processing_time_ms=_elapsed_ms(started),
+        processing_time_ms=elapsed_ms(started),
     )
 
 
-def _elapsed_ms(started: float) -> int:
+def elapsed_ms(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)

@@ -12,6 +12,7 @@ from devices.selectors import device_get_plain
 from roles.selectors import role_get
 from tenancy.envelope import VoiceprintAPIView, ok
 from tenancy.errors import not_found
+from tenancy.fields import validated
 from voiceprint import selectors, services
 from voiceprint.api import schema
 from voiceprint.api.serializers import (
@@ -32,12 +33,6 @@ def voice_reply(request: Request, voice_id: str):
     return ok(VoiceSerializer(voice, context={"request": request}).data)
 
 
-def _validated(serializer_class, data):
-    params = serializer_class(data=data)
-    params.is_valid(raise_exception=True)
-    return params.validated_data
-
-
 class VoiceCreateView(VoiceprintAPIView):
     parser_classes = AUDIO_REQUEST_PARSERS
 
@@ -45,7 +40,7 @@ class VoiceCreateView(VoiceprintAPIView):
     def post(self, request):
         tenant = request.user.tenant
         audio_request = read_audio_request(request)
-        params = _validated(VoiceCreateParams, audio_request.params)
+        params = validated(VoiceCreateParams, audio_request.params)
         device = device_get_plain(tenant, params["device_id"])
         role = role_get(tenant, params["role_id"]) if params.get("role_id") else None
         voice = services.enroll_voice(
@@ -79,7 +74,7 @@ class VoiceDetailView(VoiceprintAPIView):
     def put(self, request, voice_id: str):
         tenant = request.user.tenant
         voice = selectors.voice_get(tenant, voice_id)
-        params = _validated(VoiceUpdateParams, request.data)
+        params = validated(VoiceUpdateParams, request.data)
         changes = {}
         if "threshold" in params:
             changes["threshold"] = params["threshold"]
@@ -160,7 +155,7 @@ class VoiceIdentifyView(VoiceprintAPIView):
     def post(self, request):
         tenant = request.user.tenant
         audio_request = read_audio_request(request)
-        params = _validated(IdentifyParams, audio_request.params)
+        params = validated(IdentifyParams, audio_request.params)
         device = device_get_plain(tenant, params["device_id"])
         result = services.identify_on_device(
             tenant=tenant,

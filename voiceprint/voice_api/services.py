@@ -39,10 +39,6 @@ def confidence(distance: float, threshold: float) -> float:
     return round(value, 6)
 
 
-def _elapsed_ms(started: float) -> int:
-    return round((time.perf_counter() - started) * 1000)
-
-
 @dataclass
 class PairVerdict:
     verified: bool
@@ -67,7 +63,7 @@ def verify_pair(
         threshold=threshold,
         confidence=confidence(distance, threshold),
         model=first.model,
-        processing_time_ms=_elapsed_ms(started),
+        processing_time_ms=services.elapsed_ms(started),
     )
 
 
@@ -131,7 +127,7 @@ def identify_in_store(
             StoreMatch(voice, distance, confidence(distance, threshold), distance <= threshold)
         )
     observability.count_identify(probe.model, "store", any(m.match for m in matches))
-    return StoreIdentifyResult(matches, probe.model, _elapsed_ms(started))
+    return StoreIdentifyResult(matches, probe.model, services.elapsed_ms(started))
 
 
 def forget(tenant: Tenant, voice_id: str) -> None:
@@ -183,4 +179,4 @@ def analyze(audio: bytes, engine_name: str | None, actions: list[str]) -> tuple[
             ErrorCode.NOT_IMPLEMENTED,
             f"none of {', '.join(asked)} can be computed with model {model!r} on this server",
         )
-    return found, model, _elapsed_ms(started)
+    return found, model, services.elapsed_ms(started)

@@ -7,15 +7,10 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from tenancy.envelope import VoiceAPIView
+from tenancy.fields import validated
 from voiceprint.audio_input import audio_from_reference
 from voiceprint.voice_api import schema, services
 from voiceprint.voice_api import serializers as s
-
-
-def _validated(serializer_class, data) -> dict:
-    params = serializer_class(data=data)
-    params.is_valid(raise_exception=True)
-    return params.validated_data
 
 
 class JsonVoiceView(VoiceAPIView):
@@ -25,7 +20,7 @@ class JsonVoiceView(VoiceAPIView):
 class VerifyView(JsonVoiceView):
     @extend_schema(**schema.VERIFY)
     def post(self, request):
-        params = _validated(s.VerifyRequest, request.data)
+        params = validated(s.VerifyRequest, request.data)
         verdict = services.verify_pair(
             audio_from_reference(params.get("audio1"), "audio1"),
             audio_from_reference(params.get("audio2"), "audio2"),
@@ -38,7 +33,7 @@ class VerifyView(JsonVoiceView):
 class RegisterView(JsonVoiceView):
     @extend_schema(**schema.REGISTER)
     def post(self, request):
-        params = _validated(s.RegisterRequest, request.data)
+        params = validated(s.RegisterRequest, request.data)
         voice = services.register(
             request.user.tenant,
             audio_from_reference(params.get("audio"), "audio"),
@@ -54,7 +49,7 @@ class RegisterView(JsonVoiceView):
 class IdentifyView(JsonVoiceView):
     @extend_schema(**schema.IDENTIFY)
     def post(self, request):
-        params = _validated(s.IdentifyRequest, request.data)
+        params = validated(s.IdentifyRequest, request.data)
         result = services.identify_in_store(
             request.user.tenant,
             audio_from_reference(params.get("audio"), "audio"),
@@ -85,14 +80,14 @@ class IdentifyView(JsonVoiceView):
 class ForgetView(JsonVoiceView):
     @extend_schema(**schema.FORGET)
     def post(self, request):
-        services.forget(request.user.tenant, _validated(s.ForgetRequest, request.data)["id"])
+        services.forget(request.user.tenant, validated(s.ForgetRequest, request.data)["id"])
         return Response(status=204)
 
 
 class EmbedView(JsonVoiceView):
     @extend_schema(**schema.EMBED)
     def post(self, request):
-        params = _validated(s.EmbedRequest, request.data)
+        params = validated(s.EmbedRequest, request.data)
         embedded = services.embed(
             audio_from_reference(params.get("audio"), "audio"), params.get("model")
         )
@@ -107,7 +102,7 @@ class EmbedView(JsonVoiceView):
 class AnalyzeView(JsonVoiceView):
     @extend_schema(**schema.ANALYZE)
     def post(self, request):
-        params = _validated(s.AnalyzeRequest, request.data)
+        params = validated(s.AnalyzeRequest, request.data)
         attributes, model, elapsed = services.analyze(
             audio_from_reference(params.get("audio"), "audio"),
             params.get("model"),
