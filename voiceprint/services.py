@@ -250,13 +250,14 @@ def identify_on_device(
     started = time.perf_counter()
     bound = owned(Voice, tenant).filter(bindings__device=device)
     probe = embed(audio).embedding
-    if bound.exists() and not bound.filter(model=probe.model).exists():
-        stale = bound.values_list("model", flat=True).first()
+    nearest = nearest_voices(bound, probe.vector, probe.model, top_k)
+    # No voice of this engine: only then is it worth asking whether others are bound.
+    stale = None if nearest else bound.values_list("model", flat=True).first()
+    if stale is not None:
         raise conflict(
             f"the voices of device {device.device_id} were enrolled with engine {stale!r} "
             f"but the active engine is {probe.model!r}; run `python manage.py reembed`"
         )
-    nearest = nearest_voices(bound, probe.vector, probe.model, top_k)
     candidates = [Candidate(voice, 1.0 - float(voice.distance)) for voice in nearest]
     best = candidates[0] if candidates else None
     matched = best is not None and best.score >= best.voice.threshold
