@@ -6,10 +6,11 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run worker migrate test lint bench clean-db
+.PHONY: help install run dev banner worker migrate test lint bench clean-db
 
 help:
-	@echo "make run     set up .venv, migrate, serve on http://127.0.0.1:$(PORT)"
+	@echo "make run     set up .venv, migrate, serve on http://127.0.0.1:$(PORT) (gunicorn)"
+	@echo "make dev     the same with Django's autoreloading development server"
 	@echo "make test    run the whole test suite (embedded PostgreSQL + pgvector, Redis)"
 	@echo "make worker  start a Celery worker (needs CELERY_BROKER_URL)"
 	@echo "make bench   measure the speaker engines, write docs/BENCHMARKS.md"
@@ -29,13 +30,22 @@ install: $(STAMP)
 migrate: install
 	$(PY) manage.py migrate --noinput
 
-run: migrate
+# config/serve.py owns the embedded database (starts it, restarts it if it dies, stops it
+# on Ctrl-C or SIGTERM), migrates, then runs the web server.
+run: install
+	@$(MAKE) --no-print-directory banner
+	$(PY) -m config.serve --port $(PORT)
+
+dev: install
+	@$(MAKE) --no-print-directory banner
+	$(PY) -m config.serve --port $(PORT) --dev
+
+banner:
 	@echo ""
 	@echo "Voiceprint service on http://127.0.0.1:$(PORT)  (health: /healthz, docs: /api/docs/)"
 	@echo "Create a tenant and its API token with:"
 	@echo "    $(PY) manage.py create_tenant NAME"
 	@echo ""
-	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 worker: migrate
 	$(VENV)/bin/celery -A config worker --loglevel=INFO

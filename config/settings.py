@@ -96,7 +96,13 @@ TEMPLATES = [
 
 # Database: DATABASE_URL, or the embedded PostgreSQL 18 + pgvector server under var/.
 if os.environ.get("DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
+    # Persistent connections, checked before reuse: after a database restart the next
+    # request reconnects instead of failing on a dead connection.
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ["DATABASE_URL"], conn_max_age=60, conn_health_checks=True
+        )
+    }
 else:
     DATABASES = {
         "default": {
@@ -219,6 +225,13 @@ VOICEPRINT_MAX_VOICES_PER_DEVICE = int(os.environ.get("VOICEPRINT_MAX_VOICES_PER
 VOICEPRINT_URL_ALLOWLIST = os.environ.get("VOICEPRINT_URL_ALLOWLIST", "")
 VOICEPRINT_EMBED_TIMEOUT = float(os.environ.get("VOICEPRINT_EMBED_TIMEOUT", "30"))
 VOICEPRINT_DEFAULT_THRESHOLDS = os.environ.get("VOICEPRINT_DEFAULT_THRESHOLDS", "")
+
+# The web server of `make run` (gunicorn, config/gunicorn_conf.py): worker processes, each
+# with its own copy of the in-process engine, and threads per worker.
+VOICEPRINT_WEB_WORKERS = int(os.environ.get("VOICEPRINT_WEB_WORKERS") or os.cpu_count() or 1)
+VOICEPRINT_WEB_THREADS = int(os.environ.get("VOICEPRINT_WEB_THREADS", "4"))
+#: Seconds a request may run before its worker is restarted.
+VOICEPRINT_WEB_TIMEOUT = int(os.environ.get("VOICEPRINT_WEB_TIMEOUT", "120"))
 
 # Observability: GET /metrics (Prometheus; see config/observability.py) is open unless
 # VOICEPRINT_METRICS_TOKEN is set, then it wants `Authorization: Bearer <that token>`.

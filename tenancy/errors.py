@@ -12,6 +12,8 @@ from collections.abc import Callable
 from enum import IntEnum
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404
 from rest_framework import exceptions as drf
 
@@ -114,6 +116,11 @@ def _drf_detail(exc: Exception) -> str:
     return str(exc.detail)
 
 
+def _database_unavailable(exc: Exception) -> ApiError:
+    logger.warning("database unavailable: %s", exc.__class__.__name__)
+    return ApiError(ErrorCode.UNAVAILABLE, "database unavailable, try again shortly")
+
+
 INVALID = ErrorCode.INVALID_PARAMETER
 
 _MAPPERS: list[tuple[type[Exception], Callable[[Exception], ApiError]]] = [
@@ -137,4 +144,8 @@ _MAPPERS: list[tuple[type[Exception], Callable[[Exception], ApiError]]] = [
     (url_fetch.UrlTooLargeError, _coded(ErrorCode.AUDIO_TOO_LARGE, lambda e: e.message)),
     (url_fetch.UrlFetchFailedError, _coded(ErrorCode.FETCH_FAILED, lambda e: e.message)),
     (engine_errors.UnknownEngineError, _coded(INVALID, lambda e: f"model: {e}")),
+    # The database is down or restarting (its reason is logged, never shown).
+    (DatabaseOperationalError, _database_unavailable),
+    (DatabaseInterfaceError, _database_unavailable),
 ]
+

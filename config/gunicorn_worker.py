@@ -1,0 +1,130 @@
+"""A gunicorn worker that answers malformed HTTP in the API's own reply shape.
+
+gunicorn refuses some requests before Django sees them (a request line over 8 KB, too many
+or too large headers, a malformed request line) and answers with a plain-text page. Under
+`/v1/voiceprint/` the contract is the `{code, msg, data}` envelope whatever goes wrong, and
+under `/v1/voice/` the `{"error": {...}}` body: this worker keeps both. The path is taken
+from the request when gunicorn parsed it, else from the start of the request line.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import re
+import selectors
+from functools import partial
+
+from gunicorn.http import errors as http_errors
+from gunicorn.http.message import Request
+from gunicorn.http.parser import RequestParser
+from gunicorn.workers import gthread
+
+#: Refusals caused by the client's request, and the message the client is shown.
+_CLIENT_ERRORS: dict[type[Exception], str] = {
+    http_errors.LimitRequestLine: "request line is too long",
+    http_errors.LimitRequestHeaders: "request headers are too many or too large",
+    http_errors.InvalidHeader: "malformed request header",
+    http_errors.InvalidHeaderName: "malformed request header",
+    http_errors.InvalidRequestLine: "malformed request line",
+    http_errors.InvalidRequestMethod: "malformed request line",
+    http_errors.InvalidHTTPVersion: "unsupported HTTP version",
+    http_errors.ObsoleteFolding: "malformed request header",
+    http_errors.UnsupportedTransferCoding: "unsupported transfer coding",
+}
+_PATH = re.compile(rb"^[A-Z]{1,16} +(/[^ ?#\r\n]{0,64})")
+
+
+class EnvelopeRequest(Request):
+    """Remembers the start of the request line, so that a refusal knows the path."""
+
+    line_start = b""
+
+    def read_line(self, unreader, buf, limit=0):
+        try:
+            return super().read_line(unreader, buf, limit)
+        except http_errors.LimitRequestLine:
+            self.line_start = buf.getvalue()[:96]
+            raise
+
+    def parse(self, unreader):
+        try:
+            return super().parse(unreader)
+        except Exception as exc:
+            exc.request_path = self.path or _path_from_line(self.line_start)
+            raise
+
+
+class EnvelopeRequestParser(RequestParser):
+    mesg_class = EnvelopeRequest
+
+
+class EnvelopeConnection(gthread.TConn):
+    def init(self):
+        if self.parser is None and not self.cfg.is_ssl:
+            self.parser = EnvelopeRequestParser(self.cfg, self.sock, self.client)
+        super().init()
+
+
+class EnvelopeThreadWorker(gthread.ThreadWorker):
+    """gunicorn's threaded worker, with API-shaped refusals."""
+
+    def accept(self, server, listener):
+        # gthread.ThreadWorker.accept, with our connection class.
+        try:
+            sock, client = listener.accept()
+            conn = EnvelopeConnection(self.cfg, sock, client, server)
+            self.nr_conns += 1
+            with self._lock:
+                self.poller.register(
+                    conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn)
+                )
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+
+    def handle_error(self, req, client, addr, exc):
+        path = getattr(req, "path", None) or getattr(exc, "request_path", None) or ""
+        reply = api_error_reply(path, exc)
+        if reply is None:
+            return super().handle_error(req, client, addr, exc)
+        self.log.warning("refused a malformed request: %s", type(exc).__name__)
+        try:
+            client.sendall(reply)
+        except OSError:
+            self.log.debug("failed to send the error reply")
+
+
+def _path_from_line(line: bytes) -> str:
+    match = _PATH.match(line or b"")
+    return match.group(1).decode("latin-1") if match else ""
+
+
+def api_error_reply(path: str, exc: Exception) -> bytes | None:
+    """The raw HTTP reply for a refused request under an API prefix, else None."""
+    from tenancy.envelope import VOICE_PREFIX, VOICEPRINT_PREFIX, envelope_body, voice_error_body
+    from tenancy.errors import ApiError, ErrorCode
+
+    if not path.startswith((VOICEPRINT_PREFIX, VOICE_PREFIX)):
+        return None
+    message = next((text for cls, text in _CLIENT_ERRORS.items() if isinstance(exc, cls)), None)
+    error = (
+        ApiError(ErrorCode.INVALID_PARAMETER, message)
+        if message
+        else ApiError(ErrorCode.INTERNAL, "internal error")
+    )
+    if path.startswith(VOICE_PREFIX):
+        status, body = error.code.http_status, voice_error_body(error)
+    else:
+        status, body = 200, envelope_body(error)
+    payload = json.dumps(body, ensure_ascii=False).encode()
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + payload
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 500: "Internal Server Error"}
