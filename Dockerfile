@@ -25,4 +25,4 @@ RUN useradd --system --home /app voiceprint && mkdir -p /data && chown voiceprin
 USER voiceprint
 ENV VOICEPRINT_VAR_DIR=/data VOICEPRINT_MEDIA_ROOT=/data/media
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4"]
+CMD ["python", "-m", "config.serve", "--host", "0.0.0.0", "--port", "8000"]
