@@ -21,3 +21,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/", admin.site.urls),
 ]
+
+# Errors raised before or outside the API views keep the API's reply shape under its prefixes.
+handler400 = "tenancy.middleware.bad_request"
+handler500 = "tenancy.middleware.server_error"

@@ -166,8 +166,9 @@ class EmbeddedServer:
             self.started_by_pid = os.getpid()
             return info
 
-    def stop(self) -> None:
-        """Stop the server (fast shutdown: open transactions are rolled back)."""
+    def stop(self, log: bool = True) -> None:
+        """Stop the server (fast shutdown: open transactions are rolled back). `log=False`
+        at interpreter exit, when the log stream may already be closed."""
         commands, _ = _wheel()
         with self._exclusive("lock"):
             if self.running_info() is None and not (self.pgdata / "postmaster.pid").exists():
@@ -180,7 +181,8 @@ class EmbeddedServer:
                     user=self._system_user(),
                     timeout=PG_CTL_TIMEOUT,
                 )
-                logger.info("embedded PostgreSQL stopped")
+                if log:
+                    logger.info("embedded PostgreSQL stopped")
             except subprocess.CalledProcessError:
                 self._terminate_postmaster()  # pg_ctl could not do it: signal it ourselves
         self.started_by_pid = None
@@ -295,9 +297,8 @@ class EmbeddedServer:
                 # Only this process holds the shared lock when an exclusive one can be had.
                 fcntl.flock(self._user_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                logger.info("embedded PostgreSQL left running: other processes use it")
-                return
-        self.stop()
+                return  # left running: other processes use it
+        self.stop(log=False)
 
     # --- helpers -----------------------------------------------------------------------
 

@@ -50,3 +50,37 @@ class TestEnvelope:
         envelope(api.post(VP + "roles", {"role_name": "妈妈"}, format="json"))
         names = [role["role_name"] for role in envelope(api.get(VP + "roles"))]
         assert "妈妈" in names
+
+
+@pytest.mark.django_db
+class TestErrorsOutsideTheViews:
+    """Django refuses some requests before any view runs; the API's shape still holds."""
+
+    def test_a_refused_host_header_is_an_envelope(self, api):
+        envelope(api.get(VP + "roles", HTTP_HOST="evil.example"), 40000)
+
+    def test_a_refused_host_header_on_the_voice_api_keeps_its_shape(self, client):
+        response = client.get("/v1/voice/identify", HTTP_HOST="evil.example")
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == 40000
+
+    def test_an_exception_in_a_middleware_is_an_envelope(self, api, settings):
+        settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.platform.test_envelope.Exploding"]
+        api.raise_request_exception = False
+        envelope(api.get(VP + "roles"), 50000)
+
+    def test_pages_outside_the_api_keep_djangos_own(self, client):
+        response = client.get("/admin/login/", HTTP_HOST="evil.example")
+        assert response.status_code == 400
+        assert not response.get("Content-Type", "").startswith("application/json")
+
+
+class Exploding:
+    """A middleware that fails before the view (and outside the envelope middleware's
+    reach when placed after it, so that only handler500 can shape the reply)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        raise RuntimeError("a middleware broke")
