@@ -83,6 +83,7 @@ def _enqueue(audio_key: str, engine_name: str | None, timeout: float):
     try:
         return embed_audio_task.apply_async(
             args=[audio_key, engine_name],
+            argsrepr=repr(["<job audio key>", engine_name]),  # what a worker's DEBUG log shows
             expires=timeout,  # a job nobody picked up in time is not worth doing later
         )
     # Celery's Redis result consumer gives up with a bare RuntimeError ("retry limit exceeded").
