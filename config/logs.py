@@ -106,6 +106,15 @@ def _hide_task_values(values: Mapping) -> dict:
     }
 
 
+def _loggable(value: object) -> object:
+    """An HTTP request (django.request passes one) as its method and path: its repr would
+    add the query string, which a client may fill with anything."""
+    method, path = getattr(value, "method", None), getattr(value, "path", None)
+    if isinstance(method, str) and isinstance(path, str) and hasattr(value, "META"):
+        return f"{method} {path}"
+    return value
+
+
 class RedactingFormatter(logging.Formatter):
     """`logging.Formatter`, with `redact` applied to the whole formatted line."""
 
@@ -139,7 +148,7 @@ class JsonFormatter(RedactingFormatter):
         }
         for key, value in vars(record).items():
             if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = _loggable(value)
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
         if record.stack_info:

@@ -169,6 +169,13 @@ class TestRedaction:
             assert "task-1" in line and "succeeded in 0.2s: [not logged]" in line
             assert "vector" not in line and "job-audio-key" not in line
 
+    def test_a_logged_request_shows_no_query_string(self, rf):
+        request = rf.get("/v1/voiceprint/voices", {"access_token": "s3cr3t"})
+        record = logging.LogRecord("django.request", logging.ERROR, __file__, 1, "x", None, None)
+        record.request = request  # what django.request passes in extra=
+        entry = json.loads(JsonFormatter().format(record))
+        assert entry["request"] == "GET /v1/voiceprint/voices"
+
     def test_redaction_keeps_json_valid(self):
         record = logging.LogRecord(
             "x", logging.INFO, __file__, 1, 'header "Bearer vp_0123abcd_zzz"', None, None
