@@ -19,6 +19,7 @@ from config.celery import app
 from tests.integration.conftest import REDIS_URL, keys_holding, new_queue, require_redis
 from voiceprint import job_audio
 from voiceprint.embedding import compute_embedding
+from voiceprint.tasks import EMBED_TASK
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +78,7 @@ def test_unknown_engine_in_worker_is_typed(worker, through_broker, speech):
 def test_audio_that_expired_before_a_worker_took_it_is_unavailable(worker, through_broker):
     through_broker(REDIS_URL)
     expired = job_audio.KEY_PREFIX + "never-stored"
-    reply = app.send_task("voiceprint.embed_stored_audio", args=[expired, None]).get(timeout=60)
+    reply = app.send_task(EMBED_TASK, args=[expired, None]).get(timeout=60)
     assert reply["error"] == "EngineUnavailableError" and "expired" in reply["message"]
 
 
