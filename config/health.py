@@ -1,9 +1,9 @@
 """GET /healthz: is the service able to work? No authentication.
 
 Each part (database, broker, embedding worker, engine) is "ok" or "down"; any part down makes
-the whole "degraded" (503). The worker part asks the workers on our queue for a reply
-(cached a few seconds), because a broker with nobody consuming it answers every embedding
-with 50300 after the full VOICEPRINT_EMBED_TIMEOUT.
+the whole "degraded" (503). The worker part is the last answer of the workers on our
+queue (at most a few seconds old), because a broker with nobody consuming it answers every
+embedding with 50300 after the full VOICEPRINT_EMBED_TIMEOUT.
 
 Callers are unauthenticated, so the engine part shows no file system paths and no download
 instructions: the full detail goes to the log (engine.registry logs a fallback; this module
@@ -47,7 +47,7 @@ def _broker_status() -> dict:
     from config.celery import app
 
     try:
-        with app.connection_for_write() as conn:
+        with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
         return {"status": "ok", "mode": "celery"}
     except Exception as exc:
@@ -57,8 +57,44 @@ def _broker_status() -> dict:
 
 # --- embedding workers -------------------------------------------------------------------
 
-_worker_lock = threading.Lock()
-_worker_answers: dict[tuple[str, str], tuple[float, dict]] = {}
+
+class _WorkerProbe:
+    """What the workers on one queue answered last, asked again in the background once the
+    answer is WORKER_STATUS_SECONDS old. Asking costs the whole WORKER_REPLY_TIMEOUT
+    (inspect() waits for every worker's reply), which a probe should not pay; only the
+    first call, with no answer yet, waits for one. (A shorter timeout saw a busy machine's
+    idle worker as down.)"""
+
+    def __init__(self, app, queue: str):
+        self.app, self.queue = app, queue
+        self.answer: dict = {"status": "down", "workers": 0}  # until one answers
+        self.answered_at = float("-inf")
+        self.asking = False
+        self.first_answer = threading.Event()
+        self.lock = threading.Lock()
+
+    def status(self) -> dict:
+        with self.lock:
+            due = time.monotonic() - self.answered_at >= WORKER_STATUS_SECONDS
+            if due and not self.asking:
+                self.asking = True
+                threading.Thread(target=self._ask, name="health-workers", daemon=True).start()
+        self.first_answer.wait(timeout=WORKER_REPLY_TIMEOUT + 5)
+        return self.answer
+
+    def _ask(self) -> None:
+        try:
+            answer = _ask_workers(self.app, queue=self.queue)
+            with self.lock:
+                self.answer, self.answered_at = answer, time.monotonic()
+        finally:
+            with self.lock:
+                self.asking = False
+            self.first_answer.set()
+
+
+_probes_lock = threading.Lock()
+_probes: dict[tuple[str, str], _WorkerProbe] = {}
 
 
 def _worker_status(broker: dict) -> dict:
@@ -69,14 +105,11 @@ def _worker_status(broker: dict) -> dict:
         return {"status": "down", "workers": 0}
     from config.celery import app
 
-    # Keyed by broker and queue: an answer about another configuration is no answer.
+    # One probe per broker and queue: an answer about another configuration is no answer.
     key = (str(app.conf.broker_url), app.conf.task_default_queue)
-    with _worker_lock:  # one question at a time; concurrent probes share its answer
-        asked_at, answer = _worker_answers.get(key, (float("-inf"), {}))
-        if time.monotonic() - asked_at >= WORKER_STATUS_SECONDS:
-            answer = _ask_workers(app, queue=key[1])
-            _worker_answers[key] = (time.monotonic(), answer)
-        return answer
+    with _probes_lock:
+        probe = _probes.setdefault(key, _WorkerProbe(app, queue=key[1]))
+    return probe.status()
 
 
 def _ask_workers(app, *, queue: str) -> dict:

@@ -76,10 +76,11 @@ class Worker:
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def wait_for(self, needle: str, timeout: float = 120) -> None:
-        """Until `needle` is in the log (a bound on waiting, not a speed requirement)."""
+    def wait_for(self, needle: str, timeout: float = 120, since: int = 0) -> None:
+        """Until `needle` is in the log after its first `since` characters (the timeout
+        bounds the wait; it is no speed requirement)."""
         deadline = time.monotonic() + timeout
-        while needle not in self.text():
+        while needle not in self.text()[since:]:
             if self.process.poll() is not None:
                 raise AssertionError(f"worker exited early:\n{self.text()[-3000:]}")
             if time.monotonic() > deadline:

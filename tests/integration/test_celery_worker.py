@@ -46,7 +46,8 @@ def test_the_worker_log_holds_no_embedding_or_audio(worker, through_broker, spee
     through_broker(REDIS_URL)
     before = len(worker.text())
     vector = compute_embedding(speech).vector
-    worker.wait_for("succeeded in", timeout=30)  # the line Celery ends every task with
+    # The line Celery ends every task with, written after the result was sent.
+    worker.wait_for("succeeded in", timeout=60, since=before)
 
     logged = worker.text()[before:]
     entries = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
