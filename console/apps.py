@@ -1,19 +1,13 @@
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
-from django.db.models.signals import post_migrate
 
 
 class ConsoleConfig(AppConfig):
-    """Templates, static files and views of the console; keeps the operators' group."""
+    """Templates, static files, views and the operators' group (a data migration)."""
 
     default = True
     name = "console"
     verbose_name = "Voiceprint console"
-
-    def ready(self) -> None:
-        from console.permissions import ensure_operator_group
-
-        post_migrate.connect(ensure_operator_group, sender=self)
 
 
 class ConsoleAdminConfig(admin_apps.AdminConfig):

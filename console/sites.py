@@ -6,8 +6,9 @@ from django.contrib import admin
 from django.db.models import Sum
 from django.urls import path
 
+from config.health import service_status
 from console import views
-from console.scoping import scope
+from console.scoping import is_unrestricted, scope
 from devices.models import Device
 from tenancy.models import Tenant
 from voiceprint.models import Voice
@@ -45,4 +46,6 @@ class ConsoleAdminSite(admin.AdminSite):
             },
             **(extra_context or {}),
         }
+        if is_unrestricted(request):  # server internals (paths, reasons): superusers only
+            context["service"] = service_status()
         return super().index(request, context)

@@ -3,7 +3,8 @@
 With a broker (CELERY_BROKER_URL) the work runs in a Celery worker, which keeps the
 models loaded, and this waits for it up to VOICEPRINT_EMBED_TIMEOUT seconds; a timeout
 or an unreachable broker is EngineUnavailableError (business code 50300). Without a
-broker it runs here, in the calling process.
+broker it runs here, in the calling process. The audio goes to the worker through Redis
+under a short-lived key (voiceprint.job_audio), not in the broker message.
 
 Metrics (config.observability): the embedding time per engine, measured where the work
 runs (the worker reports its own), and the queue wait of worker jobs.
@@ -11,9 +12,9 @@ runs (the worker reports its own), and the queue wait of worker jobs.
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
+from typing import NoReturn
 
 import numpy as np
 from celery.exceptions import CeleryError
@@ -24,6 +25,7 @@ from redis.exceptions import RedisError
 
 import engine
 from config import observability
+from voiceprint import job_audio
 from voiceprint.tasks import embed_audio_task
 
 logger = logging.getLogger(__name__)
@@ -50,30 +52,55 @@ def compute_embedding(audio: bytes, engine_name: str | None = None) -> engine.Em
 
 
 def _run_in_worker(audio: bytes, engine_name: str | None) -> dict:
+    """The worker's reply. The message carries a key to the audio, never the audio itself
+    (voiceprint.job_audio); the audio and the result are deleted however the job ends."""
     timeout = settings.VOICEPRINT_EMBED_TIMEOUT
     enqueued_at = time.time()  # wall clock: the worker's start time is compared with it
     try:
-        pending = embed_audio_task.apply_async(
-            args=[base64.b64encode(audio).decode("ascii"), engine_name],
+        audio_key = job_audio.put(audio, ttl_seconds=timeout)
+    except (RedisError, OSError) as exc:
+        _queue_unreachable(exc)
+    try:
+        pending = _enqueue(audio_key, engine_name, timeout)
+        try:
+            payload = pending.get(timeout=timeout, propagate=True)
+        except CeleryTimeoutError as exc:
+            pending.revoke()
+            raise engine.EngineUnavailableError(
+                f"the embedding worker did not answer within {timeout:g} s"
+            ) from exc
+        except (KombuError, RedisError, OSError) as exc:
+            raise engine.EngineUnavailableError("the embedding queue is unavailable") from exc
+        finally:
+            pending.forget()
+    finally:
+        _discard(audio_key)  # already taken, unless no worker got to this job
+    _observe_worker_timings(payload, enqueued_at)
+    return payload
+
+
+def _enqueue(audio_key: str, engine_name: str | None, timeout: float):
+    try:
+        return embed_audio_task.apply_async(
+            args=[audio_key, engine_name],
+            argsrepr=repr(["<job audio key>", engine_name]),  # what a worker's DEBUG log shows
             expires=timeout,  # a job nobody picked up in time is not worth doing later
         )
     # Celery's Redis result consumer gives up with a bare RuntimeError ("retry limit exceeded").
     except (KombuError, RedisError, OSError, CeleryError, RuntimeError) as exc:
-        logger.warning("embedding queue unreachable: %s", exc.__class__.__name__)
-        raise engine.EngineUnavailableError("the embedding queue is unavailable") from exc
+        _queue_unreachable(exc)
+
+
+def _queue_unreachable(exc: Exception) -> NoReturn:
+    logger.warning("embedding queue unreachable: %s", exc.__class__.__name__)
+    raise engine.EngineUnavailableError("the embedding queue is unavailable") from exc
+
+
+def _discard(audio_key: str) -> None:
     try:
-        payload = pending.get(timeout=timeout, propagate=True)
-    except CeleryTimeoutError as exc:
-        pending.revoke()
-        raise engine.EngineUnavailableError(
-            f"the embedding worker did not answer within {timeout:g} s"
-        ) from exc
-    except (KombuError, RedisError, OSError) as exc:
-        raise engine.EngineUnavailableError("the embedding queue is unavailable") from exc
-    finally:
-        pending.forget()
-    _observe_worker_timings(payload, enqueued_at)
-    return payload
+        job_audio.discard(audio_key)
+    except (RedisError, OSError) as exc:  # it expires anyway; the reply matters more
+        logger.warning("job audio not deleted (it expires): %s", exc.__class__.__name__)
 
 
 def _observe_worker_timings(payload: dict, enqueued_at: float) -> None:

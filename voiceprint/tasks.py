@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import base64
 import time
 
 from celery import shared_task
 from celery.signals import worker_process_init
+from redis.exceptions import RedisError
 
 import engine
+from voiceprint import job_audio
 
-EMBED_TASK = "voiceprint.embed_audio"
+# The message carries a job_audio key, not the audio (older workers took base64 audio
+# under the name "voiceprint.embed_audio": a renamed task fails loudly across versions).
+EMBED_TASK = "voiceprint.embed_stored_audio"
 
 
 @shared_task(name=EMBED_TASK, acks_late=False, ignore_result=False)
-def embed_audio_task(audio_base64: str, engine_name: str | None = None) -> dict:
-    """Embed audio in the worker. Engine errors come back as data, not as pickled
-    exceptions, so the web side re-raises the same typed error (see voiceprint.embedding).
+def embed_audio_task(audio_key: str, engine_name: str | None = None) -> dict:
+    """Embed the audio stored under `audio_key` (voiceprint.job_audio) in the worker.
+    Engine errors come back as data, not as pickled exceptions, so the web side re-raises
+    the same typed error (see voiceprint.embedding).
 
     Every reply also carries `started_at` (wall clock, when this job started: the web side
     derives the queue wait from it) and, on success, `embed_seconds`, because the worker's
@@ -24,7 +28,13 @@ def embed_audio_task(audio_base64: str, engine_name: str | None = None) -> dict:
     started_at = time.time()
     started = time.perf_counter()
     try:
-        result = engine.embed_audio(base64.b64decode(audio_base64), engine_name)
+        audio = job_audio.take(audio_key)
+    except RedisError as exc:
+        return _unavailable(f"the job's audio could not be read: {type(exc).__name__}", started_at)
+    if audio is None:  # the web side gave up on this job and its audio expired
+        return _unavailable("the job's audio expired before a worker took it", started_at)
+    try:
+        result = engine.embed_audio(audio, engine_name)
     except engine.InsufficientSpeechError as exc:
         return {
             "error": type(exc).__name__,
@@ -42,6 +52,14 @@ def embed_audio_task(audio_base64: str, engine_name: str | None = None) -> dict:
         "duration_seconds": result.duration_seconds,
         "started_at": started_at,
         "embed_seconds": time.perf_counter() - started,
+    }
+
+
+def _unavailable(message: str, started_at: float) -> dict:
+    return {
+        "error": engine.EngineUnavailableError.__name__,
+        "message": message,
+        "started_at": started_at,
     }
 
 

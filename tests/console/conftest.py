@@ -112,13 +112,13 @@ def superuser_client(db, django_user_model) -> Client:
 
 
 def make_operator(django_user_model, username: str, tenant=None):
-    """A staff user in the "Tenant operators" group, limited to `tenant` when given."""
+    """A staff user in the "Tenant operators" group (made by `migrate`), limited to
+    `tenant` when given."""
     from django.contrib.auth.models import Group
 
-    from console.permissions import OPERATOR_GROUP, ensure_operator_group
+    from console.permissions import OPERATOR_GROUP
     from tenancy.models import OperatorProfile
 
-    ensure_operator_group()
     user = django_user_model.objects.create_user(username, password="pw", is_staff=True)
     user.groups.add(Group.objects.get(name=OPERATOR_GROUP))
     if tenant is not None:

@@ -2,104 +2,35 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import threading
+import base64
+import io
+import itertools
+import json
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
 import redis
+import soundfile
 
 import engine
 from config.celery import app
-from tests.conftest import PROJECT_ROOT
+from tests.integration.conftest import REDIS_URL, keys_holding, new_queue, require_redis
+from voiceprint import job_audio
 from voiceprint.embedding import compute_embedding
+from voiceprint.tasks import EMBED_TASK
 
-REDIS_URL = os.environ.get("VOICEPRINT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 pytestmark = pytest.mark.slow
-
-
-def _require_redis() -> None:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError as exc:
-        if os.environ.get("CI"):
-            raise AssertionError(f"CI needs Redis at {REDIS_URL}: {exc}") from exc
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
-
-
-@pytest.fixture(scope="module")
-def queue() -> str:
-    # A queue of our own, so that no other worker on this Redis takes our jobs.
-    return f"voiceprint-test-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def worker(queue, tmp_path_factory):
-    """A real worker process consuming `queue`."""
-    _require_redis()
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    env = {**os.environ, "CELERY_BROKER_URL": REDIS_URL, "CELERY_TASK_DEFAULT_QUEUE": queue}
-    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
-               "--concurrency=1", "-Q", queue, "--without-gossip", "--without-mingle",
-               "--loglevel=INFO"]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    try:
-        _wait_until_ready(process, log)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _wait_until_ready(process: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"worker exited early:\n{log.read_text()[-3000:]}")
-        if "ready." in log.read_text(errors="replace"):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"worker not ready in {timeout} s:\n{log.read_text()[-3000:]}")
-
-
-@pytest.fixture
-def through_broker(settings, queue):
-    """Point this process's Celery app at the real broker (and back afterwards)."""
-    saved = {key: app.conf[key] for key in ("broker_url", "result_backend", "task_default_queue",
-                                            "task_always_eager")}
-
-    def use(broker_url: str, timeout: float = 60):
-        settings.CELERY_TASK_ALWAYS_EAGER = False
-        settings.VOICEPRINT_EMBED_TIMEOUT = timeout
-        app.conf.update(broker_url=broker_url, result_backend=broker_url,
-                        task_default_queue=queue, task_always_eager=False)
-        _drop_connections()
-
-    yield use
-    app.conf.update(saved)
-    _drop_connections()
-
-
-def _drop_connections() -> None:
-    """Make the app connect anew with its current configuration."""
-    app._after_fork()  # forgets the connection and producer pools
-    app._backend_cache = None
-    app._local = threading.local()
 
 
 @pytest.fixture
 def speech(shared_audio) -> bytes:
-    return (shared_audio / "zh/test/3d-speaker/speaker1_a_cn_16k.wav").read_bytes()
+    """Real speech, made unique to this test (a random gain) so that its bytes can be
+    looked for in a Redis that other test runs share."""
+    samples, rate = soundfile.read(shared_audio / "zh/test/3d-speaker/speaker1_a_cn_16k.wav")
+    gain = np.random.default_rng().uniform(0.7, 0.9)
+    return _wav(samples * gain, rate)
 
 
 def test_worker_embeds_exactly_like_the_local_engine(worker, through_broker, speech):
@@ -109,6 +40,24 @@ def test_worker_embeds_exactly_like_the_local_engine(worker, through_broker, spe
     assert remote.model == local.model and remote.dim == local.dim == len(remote.vector)
     np.testing.assert_allclose(remote.vector, local.vector, atol=1e-5)
     assert remote.speech_seconds == pytest.approx(local.speech_seconds)
+
+
+def test_the_worker_log_holds_no_embedding_or_audio(worker, through_broker, speech):
+    through_broker(REDIS_URL)
+    before = len(worker.text())
+    vector = compute_embedding(speech).vector
+    # The line Celery ends every task with, written after the result was sent.
+    worker.wait_for("succeeded in", timeout=60, since=before)
+
+    logged = worker.text()[before:]
+    entries = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
+    (done,) = [e for e in entries if "succeeded in" in e["message"]]
+    assert done["logger"] == "celery.app.trace" and done["request_id"]
+    assert done["message"].endswith("[not logged]"), done  # no return value, no embedding
+    for first, second in itertools.pairwise(float(value) for value in vector):
+        assert f"{first}, {second}" not in logged and f"{first},{second}" not in logged
+    assert base64.b64encode(speech).decode()[4000:4064] not in logged
+    assert keys_holding(speech) == []
 
 
 def test_worker_reports_typed_audio_errors(worker, through_broker):
@@ -127,6 +76,32 @@ def test_unknown_engine_in_worker_is_typed(worker, through_broker, speech):
         compute_embedding(speech, "no-such-engine")
 
 
+def test_audio_that_expired_before_a_worker_took_it_is_unavailable(worker, through_broker):
+    through_broker(REDIS_URL)
+    expired = job_audio.KEY_PREFIX + "never-stored"
+    reply = app.send_task(EMBED_TASK, args=[expired, None]).get(timeout=60)
+    assert reply["error"] == "EngineUnavailableError" and "expired" in reply["message"]
+
+
+@pytest.mark.django_db
+def test_healthz_counts_the_workers_on_our_queue(worker, through_broker, client):
+    through_broker(REDIS_URL)
+    body = client.get("/healthz").json()
+    assert body["broker"] == {"status": "ok", "mode": "celery"}
+    assert body["worker"] == {"status": "ok", "workers": 1}
+
+
+@pytest.mark.django_db
+def test_healthz_with_a_broker_but_no_worker_is_degraded(through_broker, client):
+    require_redis()
+    through_broker(REDIS_URL, queue=new_queue())
+    response = client.get("/healthz")
+    body = response.json()
+    assert body["broker"]["status"] == "ok"
+    assert body["worker"] == {"status": "down", "workers": 0}
+    assert response.status_code == 503 and body["status"] == "degraded"
+
+
 def test_broker_down_is_unavailable(through_broker, speech):
     through_broker("redis://127.0.0.1:1/0", timeout=5)
     started = time.monotonic()
@@ -135,19 +110,23 @@ def test_broker_down_is_unavailable(through_broker, speech):
     assert time.monotonic() - started < 30, "must fail fast, not hang"
 
 
-def test_no_worker_times_out_as_unavailable(settings, through_broker, speech):
-    _require_redis()
-    through_broker(REDIS_URL, timeout=1.5)
-    app.conf.task_default_queue = f"nobody-listens-{uuid.uuid4().hex[:8]}"
+def test_no_worker_times_out_as_unavailable_and_leaves_no_audio(through_broker, speech):
+    require_redis()
+    queue = f"nobody-listens-{uuid.uuid4().hex[:8]}"
+    through_broker(REDIS_URL, timeout=1.5, queue=queue)
     with pytest.raises(engine.EngineUnavailableError, match="did not answer"):
         compute_embedding(speech)
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        assert client.llen(queue) == 1  # the job is still queued: nobody consumes that queue
+        assert keys_holding(speech) == []  # but neither it nor anything else holds the audio
+        # and no job's audio is kept without an expiry
+        assert all(client.ttl(key) != -1 for key in client.scan_iter(job_audio.KEY_PREFIX + "*"))
+    finally:
+        client.delete(queue)
 
 
-def _wav(samples: np.ndarray) -> bytes:
-    import io
-
-    import soundfile
-
+def _wav(samples: np.ndarray, rate: int = 16000) -> bytes:
     buffer = io.BytesIO()
-    soundfile.write(buffer, samples, 16000, format="WAV", subtype="PCM_16")
+    soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()

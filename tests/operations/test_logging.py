@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import pytest
 from django.conf import settings as django_settings
 
@@ -142,6 +143,38 @@ class TestRedaction:
         text = redact(f"audio={audio} embedding=[{numbers}]")
         assert audio[:40] not in text
         assert "0.0100, 0.0200" not in text
+
+    def test_numpy_printouts_and_byte_dumps_are_masked(self):
+        vector = np.linspace(-1, 1, 40, dtype=np.float32)
+        audio = bytes(range(128, 256)) * 4  # no printable bytes: all \\x escapes
+        for shown in (str(vector), repr(vector), repr(audio), json.dumps(repr(audio))):
+            text = redact(f"value={shown}")
+            assert "[REDACTED" in text and not re.search(r"\d\.\d|x[89a-f][0-9a-f]", text), text
+
+    def test_celery_task_arguments_and_results_are_not_logged(self):
+        def task_record() -> logging.LogRecord:
+            values = {"id": "task-1", "name": "voiceprint.embed_stored_audio", "runtime": 0.2,
+                      "return_value": "{'vector': [0.25]}", "args": "['job-audio-key']",
+                      "kwargs": "{}"}
+            record = logging.LogRecord(
+                "celery.app.trace", logging.INFO, __file__, 1,
+                "Task %(name)s[%(id)s] succeeded in %(runtime)ss: %(return_value)s", (values,),
+                None,
+            )
+            record.data = values  # what Celery passes as extra={"data": ...}
+            return record
+
+        for formatter in (JsonFormatter(), RedactingFormatter("%(message)s %(data)s")):
+            line = formatter.format(task_record())
+            assert "task-1" in line and "succeeded in 0.2s: [not logged]" in line
+            assert "vector" not in line and "job-audio-key" not in line
+
+    def test_a_logged_request_shows_no_query_string(self, rf):
+        request = rf.get("/v1/voiceprint/voices", {"access_token": "s3cr3t"})
+        record = logging.LogRecord("django.request", logging.ERROR, __file__, 1, "x", None, None)
+        record.request = request  # what django.request passes in extra=
+        entry = json.loads(JsonFormatter().format(record))
+        assert entry["request"] == "GET /v1/voiceprint/voices"
 
     def test_redaction_keeps_json_valid(self):
         record = logging.LogRecord(

@@ -143,6 +143,8 @@ class TestWorkerTimings:
                 pass
 
         monkeypatch.setattr(embedding.embed_audio_task, "apply_async", lambda **kw: Pending())
+        monkeypatch.setattr(embedding.job_audio, "put", lambda audio, ttl_seconds: "job-key")
+        monkeypatch.setattr(embedding.job_audio, "discard", lambda key: None)
         embedded = {"engine": "fake-engine", "mode": "celery"}
         waits = sample("voiceprint_embedding_queue_wait_seconds_count")
         waited = sample("voiceprint_embedding_queue_wait_seconds_sum")
