@@ -122,6 +122,7 @@ def _database_unavailable(exc: Exception) -> ApiError:
 
 
 INVALID = ErrorCode.INVALID_PARAMETER
+_MODEL_MISSING = "the speaker engine's model is not installed on the server (see its log)"
 
 _MAPPERS: list[tuple[type[Exception], Callable[[Exception], ApiError]]] = [
     (drf.ValidationError, _coded(INVALID, lambda e: _validation_message(e.detail))),
@@ -139,6 +140,8 @@ _MAPPERS: list[tuple[type[Exception], Callable[[Exception], ApiError]]] = [
     (RequestDataTooBig, _coded(ErrorCode.AUDIO_TOO_LARGE, lambda e: "request body is too large")),
     (engine_errors.AudioDecodeError, _coded(ErrorCode.UNDECODABLE_AUDIO)),
     (engine_errors.InsufficientSpeechError, _coded(ErrorCode.TOO_LITTLE_SPEECH)),
+    # Its message names server paths and download steps: those stay in the server's log.
+    (engine_errors.ModelNotFoundError, _coded(ErrorCode.UNAVAILABLE, lambda e: _MODEL_MISSING)),
     (engine_errors.EngineUnavailableError, _coded(ErrorCode.UNAVAILABLE)),
     (url_fetch.UrlNotAllowedError, _coded(INVALID, lambda e: f"audio_url: {e.message}")),
     (url_fetch.UrlTooLargeError, _coded(ErrorCode.AUDIO_TOO_LARGE, lambda e: e.message)),
