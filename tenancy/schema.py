@@ -196,7 +196,8 @@ raw base64 or a data URI.
 ### Input rules
 Parameters (path, query, `X-` headers, body fields) must not contain NUL characters, JSON
 bodies must not nest deeper than 32 levels, and a request carries at most 1000 query or form
-fields: each answers 40000 naming what is wrong.
+fields: each answers 40000 naming what is wrong. Each tenant may send 3000 requests a minute
+by default (`VOICEPRINT_RATE_LIMIT`); beyond it the API answers 42900.
 
 ### Operations (not part of this schema)
 `GET /healthz` (no token), `GET /metrics` (Prometheus text format; no token unless
