@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -159,21 +160,36 @@ if os.environ.get("AWS_STORAGE_BUCKET_NAME"):
 DATA_UPLOAD_MAX_MEMORY_SIZE = 30 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 15 * 1024 * 1024
 
+DEFAULT_RATE_LIMIT = "3000/min"
+
+
+def tenant_rate_limit() -> str | None:
+    """VOICEPRINT_RATE_LIMIT: requests per tenant (per server process) as DRF writes a rate,
+    e.g. "600/min"; unset or empty: DEFAULT_RATE_LIMIT; "off": no limit."""
+    raw = os.environ.get("VOICEPRINT_RATE_LIMIT", "").strip() or DEFAULT_RATE_LIMIT
+    if raw.lower() == "off":
+        return None
+    if not re.fullmatch(r"[1-9]\d*/(s|sec|second|m|min|minute|h|hour|d|day)", raw):
+        raise ValueError(f"VOICEPRINT_RATE_LIMIT must look like '600/min' or be 'off', not {raw!r}")
+    return raw
+
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenancy.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["tenancy.authentication.IsTenant"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's parsers, refusing NUL characters and JSON nested too deep (tenancy.input_guard).
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "tenancy.input_guard.JSONParser",
+        "tenancy.input_guard.FormParser",
+        "tenancy.input_guard.MultiPartParser",
     ],
     "EXCEPTION_HANDLER": "tenancy.envelope.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",
     "DEFAULT_THROTTLE_CLASSES": ["tenancy.throttling.TenantRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"tenant": os.environ.get("VOICEPRINT_RATE_LIMIT") or None},
+    "DEFAULT_THROTTLE_RATES": {"tenant": tenant_rate_limit()},
 }
 
 SPECTACULAR_SETTINGS = {

@@ -1,8 +1,10 @@
 """Audio pipeline: bytes -> 16 kHz mono float32 -> speech only.
 
-Every engine receives the output of :func:`prepare_audio`: decoded with libsndfile, mixed down,
-resampled with soxr and stripped of silence with webrtcvad. The pipeline is vectorised with
-numpy so that it costs a small fraction of the model (webrtcvad itself is one C call per 30 ms).
+Every engine receives the output of :func:`prepare_audio`: decoded with libsndfile (only the
+start of a long recording: the work an upload causes is bounded whatever its header says),
+mixed down, resampled with soxr and stripped of silence with webrtcvad. The pipeline is
+vectorised with numpy so that it costs a small fraction of the model (webrtcvad itself is one
+C call per 30 ms).
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ from engine.settings import EngineSettings
 
 #: The rate every engine works at.
 SAMPLE_RATE = 16_000
-#: Longest audio we agree to decode; anything longer is a hostile or broken header.
-MAX_DECODED_SECONDS = 30 * 60
 #: Sample rates outside this range are not speech recordings.
 MIN_SOURCE_RATE = 4_000
 MAX_SOURCE_RATE = 384_000
@@ -58,45 +58,58 @@ class PreparedAudio:
     speech_seconds: float
 
 
-def decode_audio(data: bytes) -> np.ndarray:
+def decode_audio(data: bytes, settings: EngineSettings | None = None) -> np.ndarray:
     """Decode WAV/FLAC/OGG/... bytes to 16 kHz mono float32.
 
-    Raises :class:`AudioDecodeError` for anything that is not sane, finite audio.
+    Only the start of a long recording is decoded (:func:`frame_budget`): whatever its header
+    claims, an upload costs no more than ``max_decoded_seconds`` of audio or
+    ``max_source_samples`` source samples. Raises :class:`AudioDecodeError` for anything that
+    is not sane, finite audio.
     """
     if not data:
         raise AudioDecodeError("audio is empty")
+    settings = settings or _current_settings()
     try:
         with soundfile.SoundFile(io.BytesIO(data)) as sound:
-            return _decode(sound)
+            return _decode(sound, settings)
     except AudioDecodeError:
         raise
     except Exception as exc:  # libsndfile raises RuntimeError/LibsndfileError/TypeError...
         raise AudioDecodeError(f"cannot decode audio: {_sndfile_reason(exc)}") from exc
 
 
-def _decode(sound: soundfile.SoundFile) -> np.ndarray:
-    """Read block by block, mixing down and resampling as we go.
+def frame_budget(rate: int, channels: int, settings: EngineSettings) -> int:
+    """Source frames decoded at most: ``max_decoded_seconds`` of audio, and no more than
+    ``max_source_samples`` samples over all channels (a 192 kHz 8-channel file is cut 96
+    times earlier than 16 kHz mono)."""
+    by_duration = int(settings.max_decoded_seconds * rate)
+    by_samples = settings.max_source_samples // channels
+    return max(1, min(by_duration, by_samples))
 
-    Memory stays bounded by the 16 kHz mono output (at most MAX_DECODED_SECONDS of it) whatever
-    the header claims: 32 channels at 384 kHz are never held in memory at once.
+
+def _decode(sound: soundfile.SoundFile, settings: EngineSettings) -> np.ndarray:
+    """Read block by block up to the frame budget, mixing down and resampling as we go.
+
+    Memory stays bounded by the 16 kHz mono output and one block, whatever the header claims:
+    32 channels at 384 kHz are never held in memory at once.
     """
     rate, channels = sound.samplerate, sound.channels
     if not MIN_SOURCE_RATE <= rate <= MAX_SOURCE_RATE:
         raise AudioDecodeError(f"unsupported sample rate {rate} Hz")
     if not 1 <= channels <= MAX_CHANNELS:
         raise AudioDecodeError(f"unsupported channel count {channels}")
-    limit = MAX_DECODED_SECONDS * rate
-    if sound.frames > limit:
-        raise _too_long()
+    budget = frame_budget(rate, channels, settings)
     resampler = None
     if rate != SAMPLE_RATE:
         resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
     pieces, frames = [], 0
-    # The header's frame count is not trusted: the loop stops at the data, or at the limit.
-    while len(block := sound.read(BLOCK_FRAMES, dtype="float32", always_2d=True)):
+    # The header's frame count is not trusted: the loop stops at the data, or at the budget
+    # (beyond it the recording is ignored, not refused: its start is still usable).
+    while frames < budget:
+        block = sound.read(min(BLOCK_FRAMES, budget - frames), dtype="float32", always_2d=True)
+        if not len(block):
+            break
         frames += len(block)
-        if frames > limit:
-            raise _too_long()
         if not np.isfinite(block).all():
             raise AudioDecodeError("audio contains NaN or infinite samples")
         mono = block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0]
@@ -106,10 +119,6 @@ def _decode(sound: soundfile.SoundFile) -> np.ndarray:
     if resampler:
         pieces.append(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
     return np.ascontiguousarray(np.concatenate(pieces), dtype=np.float32)
-
-
-def _too_long() -> AudioDecodeError:
-    return AudioDecodeError(f"audio is longer than {MAX_DECODED_SECONDS // 60} minutes")
 
 
 def _sndfile_reason(exc: Exception) -> str:
@@ -181,7 +190,8 @@ def prepare_audio(data: bytes, settings: EngineSettings | None = None) -> Prepar
 
     ``settings`` defaults to the process settings (see :func:`engine.registry.configure`).
     """
-    return prepare_waveform(decode_audio(data), settings)
+    settings = settings or _current_settings()
+    return prepare_waveform(decode_audio(data, settings), settings)
 
 
 def _current_settings() -> EngineSettings:

@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
-from engine.audio import SAMPLE_RATE, decode_audio, prepare_waveform
+from engine.audio import SAMPLE_RATE, prepare_audio
 from engine.base import SpeakerEngine
 from engine.errors import AudioDecodeError, InsufficientSpeechError
 from engine.registry import active_engine, current_settings, get_engine
@@ -221,7 +221,7 @@ def _embed_all(
     )
     for path, label in bar:
         try:
-            speech = prepare_waveform(decode_audio(Path(path).read_bytes()), settings).waveform
+            speech = prepare_audio(Path(path).read_bytes(), settings).waveform
         except (AudioDecodeError, InsufficientSpeechError, OSError) as exc:
             report.skipped.append((str(path), str(exc)))
             continue

@@ -1,7 +1,10 @@
-"""The reply shapes of the two API surfaces, in one place.
+"""The reply shapes of the two API surfaces, in one place, and their common base view.
 
 - Voiceprint API (`/v1/voiceprint/`): always HTTP 200 with `{code, msg, data}`.
 - Voice API (`/v1/voice/`): real HTTP statuses, failures as `{"error": {code, message}}`.
+
+Both refuse NUL characters in path and query parameters before a view runs
+(tenancy.input_guard).
 """
 
 from __future__ import annotations
@@ -9,10 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import JsonResponse
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tenancy.errors import ApiError, ErrorCode, api_error_from_exception
+from tenancy.input_guard import check_request_parameters
 
 VOICEPRINT_PREFIX = "/v1/voiceprint/"
 VOICE_PREFIX = "/v1/voice/"
@@ -38,7 +43,15 @@ def error_response(error: ApiError, path: str) -> JsonResponse:
     return JsonResponse(envelope_body(error), status=200, json_dumps_params={"ensure_ascii": False})
 
 
-class VoiceprintAPIView(APIView):
+class CheckedAPIView(APIView):
+    """What both surfaces check once authentication, permissions and throttling have passed."""
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        check_request_parameters(request, kwargs)
+
+
+class VoiceprintAPIView(CheckedAPIView):
     """Base view of the Voiceprint API: errors become HTTP 200 envelopes."""
 
     def handle_exception(self, exc: Exception) -> Response:
@@ -48,7 +61,7 @@ class VoiceprintAPIView(APIView):
         return response
 
 
-class VoiceAPIView(APIView):
+class VoiceAPIView(CheckedAPIView):
     """Base view of the Voice API: errors become `{"error": {...}}` with their HTTP status."""
 
     def handle_exception(self, exc: Exception) -> Response:

@@ -11,7 +11,13 @@ import logging
 from collections.abc import Callable
 from enum import IntEnum
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404
@@ -124,6 +130,15 @@ def _database_unavailable(exc: Exception) -> ApiError:
 INVALID = ErrorCode.INVALID_PARAMETER
 _MODEL_MISSING = "the speaker engine's model is not installed on the server (see its log)"
 
+
+def _too_many_fields(exc: Exception) -> str:  # Django counts the query and the form together
+    return f"request: more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} query or form fields"
+
+
+def _too_many_files(exc: Exception) -> str:
+    return f"request: more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files"
+
+
 _MAPPERS: list[tuple[type[Exception], Callable[[Exception], ApiError]]] = [
     (drf.ValidationError, _coded(INVALID, lambda e: _validation_message(e.detail))),
     (drf.ParseError, _coded(INVALID, lambda e: f"malformed request body: {e.detail}")),
@@ -138,6 +153,8 @@ _MAPPERS: list[tuple[type[Exception], Callable[[Exception], ApiError]]] = [
     (drf.NotAcceptable, _coded(ErrorCode.INVALID_PARAMETER, _drf_detail)),
     (drf.Throttled, _coded(ErrorCode.RATE_LIMITED, _drf_detail)),
     (RequestDataTooBig, _coded(ErrorCode.AUDIO_TOO_LARGE, lambda e: "request body is too large")),
+    (TooManyFieldsSent, _coded(INVALID, _too_many_fields)),
+    (TooManyFilesSent, _coded(INVALID, _too_many_files)),
     (engine_errors.AudioDecodeError, _coded(ErrorCode.UNDECODABLE_AUDIO)),
     (engine_errors.InsufficientSpeechError, _coded(ErrorCode.TOO_LITTLE_SPEECH)),
     # Its message names server paths and download steps: those stay in the server's log.

@@ -189,7 +189,15 @@ Every endpoint that takes audio accepts three forms:
 3. **multipart/form-data**: field `file` (at most 10 MB), other parameters as form fields.
 
 A URL wins over any other form. WAV, FLAC and OGG at any sample rate are accepted; silence
-is removed before embedding. Voice API audio fields take a URL, raw base64 or a data URI.
+is removed before embedding. Only the start of a long recording is used (by default its
+first 2 minutes, fewer for many channels at a high rate). Voice API audio fields take a URL,
+raw base64 or a data URI.
+
+### Input rules
+Parameters (path, query, `X-` headers, body fields) must not contain NUL characters, JSON
+bodies must not nest deeper than 32 levels, and a request carries at most 1000 query or form
+fields: each answers 40000 naming what is wrong. Each tenant may send 3000 requests a minute
+by default (`VOICEPRINT_RATE_LIMIT`); beyond it the API answers 42900.
 
 ### Operations (not part of this schema)
 `GET /healthz` (no token), `GET /metrics` (Prometheus text format; no token unless

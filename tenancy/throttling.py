@@ -4,8 +4,9 @@ from tenancy.authentication import TenantPrincipal
 
 
 class TenantRateThrottle(SimpleRateThrottle):
-    """Per-tenant request rate (VOICEPRINT_RATE_LIMIT, e.g. "600/min"; unset: unlimited).
-    Beyond it the API answers 42900."""
+    """Per-tenant request rate (VOICEPRINT_RATE_LIMIT, e.g. "600/min"; default 3000/min;
+    "off": unlimited). Beyond it the API answers 42900. Requests are counted in Django's
+    default cache, i.e. per server process."""
 
     scope = "tenant"
 

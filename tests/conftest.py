@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import soundfile
 from rest_framework.test import APIClient
 
 pytest_plugins = ["tests.local_servers"]
@@ -37,6 +38,22 @@ def media_root(settings, tmp_path) -> Path:
 
 def stored_files(root: Path) -> set[str]:
     return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
+
+
+@pytest.fixture
+def decoded_frames(monkeypatch) -> dict[soundfile.SoundFile, int]:
+    """Frames libsndfile handed over, per opened file: the decoding work of a test, counted
+    rather than timed (a spy on SoundFile.read; every read still happens)."""
+    frames: dict[soundfile.SoundFile, int] = {}
+    real_read = soundfile.SoundFile.read
+
+    def counting_read(self, *args, **kwargs):
+        block = real_read(self, *args, **kwargs)
+        frames[self] = frames.get(self, 0) + len(block)
+        return block
+
+    monkeypatch.setattr(soundfile.SoundFile, "read", counting_read)
+    return frames
 
 
 @pytest.fixture

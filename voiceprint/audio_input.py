@@ -24,6 +24,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 
 from tenancy.errors import ApiError, ErrorCode, invalid
+from tenancy.input_guard import check_parameters
 from voiceprint.url_fetch import FetchPolicy, UrlNotAllowedError, fetch_url, parse_allowlist
 
 KB = 1024
@@ -120,9 +121,11 @@ def _decode_header(name: str, raw: str) -> str:
     try:
         # WSGI hands headers over as latin-1; undo that for clients that sent raw UTF-8.
         raw = raw.encode("latin-1").decode("utf-8")
-        return unquote(raw, errors="strict").strip()
+        value = unquote(raw, errors="strict").strip()
     except (UnicodeError, ValueError):
         raise invalid(name, "header is not valid (percent-encoded) UTF-8") from None
+    check_parameters([(name, value)])  # "%00" decodes to a NUL
+    return value
 
 
 def _audio_from_fields(url: Any, encoded: Any, upload) -> bytes | None:

@@ -40,6 +40,20 @@ def to_bytes(
     return buffer.getvalue()
 
 
+def long_flac(seconds: int, rate: int, channels: int, start: np.ndarray | None = None) -> bytes:
+    """A FLAC of `seconds`: `start` (mono, at `rate`, on every channel), then silence.
+    Silence compresses to almost nothing: this is how a small upload claims a long recording.
+    """
+    buffer = io.BytesIO()
+    with soundfile.SoundFile(buffer, "w", rate, channels, format="FLAC", subtype="PCM_16") as f:
+        if start is not None:
+            f.write(np.repeat(start[:, None], channels, axis=1))
+        silent_second = np.zeros((rate, channels), dtype=np.int16)
+        for _ in range(seconds - (0 if start is None else int(np.ceil(len(start) / rate)))):
+            f.write(silent_second)
+    return buffer.getvalue()
+
+
 @pytest.fixture(scope="session")
 def speech() -> np.ndarray:
     """About 5 s of one Mandarin speaker, mostly voiced."""

@@ -17,7 +17,7 @@ from engine.audio import (
 )
 from engine.errors import AudioDecodeError, InsufficientSpeechError
 from engine.settings import EngineSettings
-from tests.engine.conftest import to_bytes
+from tests.engine.conftest import long_flac, to_bytes
 
 SETTINGS = EngineSettings(min_speech_seconds=1.0, max_speech_seconds=60.0)
 
@@ -118,16 +118,71 @@ def test_non_finite_samples_raise(speech, bad):
         decode_audio(to_bytes(samples, subtype="FLOAT"))
 
 
-def test_audio_beyond_the_length_cap_raises(speech, monkeypatch):
-    monkeypatch.setattr(audio, "MAX_DECODED_SECONDS", 2)
-
-    with pytest.raises(AudioDecodeError, match="longer than"):
-        decode_audio(to_bytes(speech, subtype="PCM_16"))
-
-
 def test_absurd_sample_rate_raises(speech):
     with pytest.raises(AudioDecodeError, match="sample rate"):
         decode_audio(to_bytes(speech, rate=1_000, subtype="PCM_16"))
+
+
+# --- bounded decoding: the work is counted in frames libsndfile hands over -------------------
+
+
+def test_audio_beyond_the_decoded_length_is_ignored_not_refused(speech, decoded_frames):
+    settings = EngineSettings(max_decoded_seconds=2.0)
+
+    decoded = decode_audio(to_bytes(speech, subtype="PCM_16"), settings)
+
+    assert len(decoded) == 2 * SAMPLE_RATE
+    assert np.max(np.abs(decoded - speech[: 2 * SAMPLE_RATE])) <= 1e-4  # the start is kept
+    assert sum(decoded_frames.values()) == 2 * SAMPLE_RATE  # and nothing after it was read
+
+
+def test_a_29_minute_header_costs_only_the_decoded_maximum(speech, decoded_frames):
+    """A FLAC small enough for a raw body (512 KB) holding 29 minutes (a little speech, then
+    silence) decodes its first two minutes, and is still usable: its speech is kept."""
+    data = long_flac(29 * 60, SAMPLE_RATE, 1, start=speech)
+    settings = EngineSettings()
+    assert len(data) < 512 * 1024
+
+    prepared = prepare_audio(data, settings)
+
+    assert sum(decoded_frames.values()) == settings.max_decoded_seconds * SAMPLE_RATE
+    assert prepared.duration_seconds == settings.max_decoded_seconds
+    assert prepared.speech_seconds > 0.8 * len(speech) / SAMPLE_RATE
+
+
+def test_many_channels_at_a_high_rate_are_cut_by_source_samples(decoded_frames):
+    """8 channels at 192 kHz are 96 times the samples of 16 kHz mono per second: the
+    source-sample bound stops them 96 times earlier."""
+    settings = EngineSettings()
+    rate, channels = 192_000, 8
+    budget = settings.max_source_samples // channels
+
+    decoded = decode_audio(long_flac(30, rate, channels), settings)
+
+    assert budget < settings.max_decoded_seconds * rate  # the samples bound is the one hit
+    assert sum(decoded_frames.values()) == budget
+    assert sum(decoded_frames.values()) * channels <= settings.max_source_samples
+    assert len(decoded) == pytest.approx(budget * SAMPLE_RATE / rate, abs=2)
+
+
+def test_mono_16k_is_decoded_up_to_the_duration_bound(decoded_frames):
+    settings = EngineSettings(max_decoded_seconds=20.0, max_source_samples=192_000 * 8 * 4)
+
+    decoded = decode_audio(long_flac(30, SAMPLE_RATE, 1), settings)
+
+    # The same samples budget that cuts 8 x 192 kHz at 4 s lets mono 16 kHz reach 20 s.
+    assert len(decoded) == sum(decoded_frames.values()) == 20 * SAMPLE_RATE
+
+
+def test_decode_bounds_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("VOICEPRINT_MAX_DECODED_SECONDS", "45")
+    monkeypatch.setenv("VOICEPRINT_MAX_SOURCE_SAMPLES", "1000000")
+
+    settings = EngineSettings.from_env()
+
+    assert (settings.max_decoded_seconds, settings.max_source_samples) == (45.0, 1_000_000)
+    assert audio.frame_budget(48_000, 2, settings) == 500_000
+    assert audio.frame_budget(16_000, 1, settings) == 45 * 16_000
 
 
 # --- silence removal and length rules ---------------------------------------------------------

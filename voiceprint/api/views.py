@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 
 from devices.selectors import device_get_plain
@@ -13,6 +12,7 @@ from roles.selectors import role_get
 from tenancy.envelope import VoiceprintAPIView, ok
 from tenancy.errors import not_found
 from tenancy.fields import validated
+from tenancy.input_guard import BODY_PARSERS
 from voiceprint import selectors, services
 from voiceprint.api import schema
 from voiceprint.api.serializers import (
@@ -25,7 +25,7 @@ from voiceprint.api.serializers import (
 )
 from voiceprint.audio_input import AUDIO_PARSERS, read_audio_request, require_audio
 
-AUDIO_REQUEST_PARSERS = [JSONParser, FormParser, MultiPartParser, *AUDIO_PARSERS]
+AUDIO_REQUEST_PARSERS = [*BODY_PARSERS, *AUDIO_PARSERS]
 
 
 def voice_reply(request: Request, voice_id: str):

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 from rest_framework import serializers
 
 import engine
 
 ACTIONS = ("age", "gender", "emotion")
 MAX_LABELS = 32
+MAX_LABEL_KEY_LENGTH = 128
+# C0 controls and DEL: a label key is a name, never a line break or a NUL (which PostgreSQL
+# refuses in JSON, after the voice's embedding has been sent along with it).
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ModelField(serializers.CharField):
@@ -77,6 +83,14 @@ class RegisterRequest(serializers.Serializer):
     def validate_labels(self, labels: dict) -> dict:
         if len(labels) > MAX_LABELS:
             raise serializers.ValidationError(f"at most {MAX_LABELS} labels")
+        # The values are StrictStringFields (no NUL); the keys are checked here.
+        for key in labels:
+            if len(key) > MAX_LABEL_KEY_LENGTH:
+                raise serializers.ValidationError(
+                    f"keys must be at most {MAX_LABEL_KEY_LENGTH} characters"
+                )
+            if _CONTROL_CHARACTERS.search(key):
+                raise serializers.ValidationError("keys must not contain control characters")
         return labels
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from tenancy.envelope import VoiceAPIView
 from tenancy.fields import validated
+from tenancy.input_guard import JSONParser
 from voiceprint.audio_input import audio_from_reference
 from voiceprint.voice_api import schema, services
 from voiceprint.voice_api import serializers as s
