@@ -10,10 +10,11 @@ from tenancy.scoping import get_owned, owned
 
 
 def _with_voices(queryset: QuerySet[Device]) -> QuerySet[Device]:
-    from voiceprint.models import Voice
-
+    # The voices bound to a device, through the relation voiceprint declares on Device:
+    # devices sits below voiceprint and does not import it.
+    voices = Device._meta.get_field("voices").related_model._default_manager
     return queryset.annotate(voice_count=Count("voices", distinct=True)).prefetch_related(
-        Prefetch("voices", queryset=Voice.objects.only("voice_id").order_by("created_at", "pk"))
+        Prefetch("voices", queryset=voices.only("voice_id").order_by("created_at", "pk"))
     )
 
 

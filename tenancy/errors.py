@@ -24,7 +24,7 @@ from django.http import Http404
 from rest_framework import exceptions as drf
 
 import engine.errors as engine_errors
-from voiceprint import url_fetch
+from utilities import url_fetch
 
 logger = logging.getLogger(__name__)
 

@@ -5,17 +5,24 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from roles.services import create_default_role
 from tenancy.models import ApiToken, Tenant
+from tenancy.signals import tenant_created
 from tenancy.tokens import IssuedToken, generate_token
 
 
 @transaction.atomic
-def create_tenant(name: str) -> tuple[Tenant, IssuedToken]:
-    """A new tenant with its default role and a first token (plaintext returned once)."""
+def create_tenant(name: str, token_label: str = "") -> tuple[Tenant, IssuedToken]:
+    """A new tenant and its first token (plaintext returned once)."""
     tenant = Tenant.objects.create(name=name)
-    create_default_role(tenant)
-    return tenant, issue_token(tenant)
+    return tenant, set_up_new_tenant(tenant, token_label)
+
+
+@transaction.atomic
+def set_up_new_tenant(tenant: Tenant, token_label: str = "") -> IssuedToken:
+    """What a just-saved tenant starts with: whatever the apps add on `tenant_created`
+    (roles: the default role), and a first token, returned once."""
+    tenant_created.send(sender=Tenant, tenant=tenant)
+    return issue_token(tenant, label=token_label)
 
 
 def issue_token(tenant: Tenant, label: str = "") -> IssuedToken:

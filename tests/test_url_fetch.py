@@ -1,4 +1,4 @@
-"""Tests for voiceprint.url_fetch.
+"""Tests for utilities.url_fetch.
 
 Everything runs against HTTP servers on 127.0.0.0/8. Two autouse guards make the
 no-traffic promise checkable: every ``connect()`` is recorded and anything outside
@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from voiceprint.url_fetch import (
+from utilities.url_fetch import (
     FetchedAudio,
     FetchPolicy,
     UrlFetchError,

@@ -25,7 +25,7 @@ from rest_framework.request import Request
 
 from tenancy.errors import ApiError, ErrorCode, invalid
 from tenancy.input_guard import check_parameters
-from voiceprint.url_fetch import FetchPolicy, UrlNotAllowedError, fetch_url, parse_allowlist
+from utilities.url_fetch import FetchPolicy, UrlNotAllowedError, fetch_url, parse_allowlist
 
 KB = 1024
 MB = 1024 * KB

@@ -1,4 +1,5 @@
-"""Console: tenants, their API tokens, and the operators limited to one tenant."""
+"""Console pages of the tenancy app: tenants, their API tokens, and the operators limited
+to one tenant. (They live here, with the console, so that tenancy imports no app.)"""
 
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ from django.utils.html import format_html
 from console.admin_utils import count_of
 from console.scoping import TenantScopedAdminMixin
 from devices.models import Device
-from roles.services import create_default_role
 from tenancy.models import ApiToken, OperatorProfile, Tenant
-from tenancy.services import issue_token, revoke_token
+from tenancy.services import issue_token, revoke_token, set_up_new_tenant
 from voiceprint.models import Voice
 
 #: Fields of a token the console shows. The digest is never one of them.
@@ -141,9 +141,9 @@ class TenantAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     @transaction.atomic
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        if not change:  # what tenancy.services.create_tenant does, for the form's tenant
-            create_default_role(obj)
-            request.console_issued_tokens = [(obj, issue_token(obj, label="console"))]
+        if not change:
+            issued = set_up_new_tenant(obj, token_label="console")
+            request.console_issued_tokens = [(obj, issued)]
 
     def response_add(self, request, obj, post_url_continue=None):
         response = super().response_add(request, obj, post_url_continue)
