@@ -1,3 +1,6 @@
+"""The URL map: the two API surfaces, health, metrics, the OpenAPI schema and docs, and
+the console."""
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView

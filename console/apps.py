@@ -1,3 +1,5 @@
+"""The console app, and django.contrib.admin configured with the console as its site."""
+
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
 

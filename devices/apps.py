@@ -1,3 +1,5 @@
+"""Devices: the speakers and robots of a tenant, named by client-chosen ids."""
+
 from django.apps import AppConfig
 
 

@@ -1,3 +1,5 @@
+"""A device of a tenant (a client-chosen id such as a MAC address) and its usage counters."""
+
 from django.core.validators import RegexValidator
 from django.db import models
 

@@ -1,3 +1,5 @@
+"""Role interrupt: per AI agent, which roles may interrupt it."""
+
 from django.apps import AppConfig
 
 

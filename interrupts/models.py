@@ -1,3 +1,5 @@
+"""Per agent and role, whether that role may interrupt the agent."""
+
 from django.db import models
 
 from roles.models import Role

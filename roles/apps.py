@@ -1,3 +1,5 @@
+"""Roles of a tenant ("mom", "dad"); every tenant starts with an undeletable default role."""
+
 from django.apps import AppConfig
 
 

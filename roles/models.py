@@ -1,3 +1,5 @@
+"""A role of a tenant; voices carry one, and role-interrupt settings refer to them."""
+
 from django.db import models
 from django.db.models import Q
 

@@ -1,3 +1,5 @@
+"""Tenancy: tenants, their API tokens, console operators, and tenant scoping."""
+
 from django.apps import AppConfig
 
 

@@ -1,3 +1,5 @@
+"""The per-tenant request rate limit (DRF throttle; beyond it the API answers 42900)."""
+
 from rest_framework.throttling import SimpleRateThrottle
 
 from tenancy.authentication import TenantPrincipal

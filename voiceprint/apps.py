@@ -1,3 +1,5 @@
+"""Voiceprint: voices, samples, device bindings, identify / verify / extract, both API surfaces."""
+
 from django.apps import AppConfig
 
 

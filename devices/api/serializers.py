@@ -1,3 +1,5 @@
+"""Input and output shapes of the device endpoints (API.md, "Devices")."""
+
 from rest_framework import serializers
 
 from devices.models import Device, device_id_validator

@@ -1,3 +1,5 @@
+"""Routes of the device endpoints under /v1/voiceprint/."""
+
 from django.urls import path
 
 from devices.api import views

@@ -1,3 +1,5 @@
+"""The device endpoints: thin views over devices.services and devices.selectors."""
+
 from drf_spectacular.utils import extend_schema
 
 from devices import selectors, services

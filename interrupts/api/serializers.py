@@ -1,3 +1,5 @@
+"""Input and output shapes of the role-interrupt endpoints (API.md, "Role interrupt")."""
+
 from rest_framework import serializers
 
 from tenancy.fields import TrueFalseStringField

@@ -1,3 +1,5 @@
+"""Routes of the role-interrupt endpoints under /v1/voiceprint/."""
+
 from django.urls import path
 
 from interrupts.api import views

@@ -1,3 +1,5 @@
+"""The role-interrupt endpoints: thin views over interrupts.services and selectors."""
+
 from dataclasses import asdict
 
 from drf_spectacular.utils import extend_schema

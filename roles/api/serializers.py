@@ -1,3 +1,5 @@
+"""Input and output shapes of the role endpoints (API.md, "Roles")."""
+
 from rest_framework import serializers
 
 from roles.models import Role

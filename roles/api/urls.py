@@ -1,3 +1,5 @@
+"""Routes of the role endpoints under /v1/voiceprint/."""
+
 from django.urls import path
 
 from roles.api import views

@@ -1,3 +1,5 @@
+"""The role endpoints: thin views over roles.services and roles.selectors."""
+
 from drf_spectacular.utils import extend_schema
 
 from roles import selectors, services

@@ -1,3 +1,5 @@
+"""Input and output shapes of the Voiceprint API's voice endpoints (API.md)."""
+
 from __future__ import annotations
 
 from django.urls import reverse

@@ -1,3 +1,5 @@
+"""Routes of the voice endpoints under /v1/voiceprint/."""
+
 from django.urls import path
 
 from voiceprint.api import views

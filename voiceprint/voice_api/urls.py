@@ -1,3 +1,5 @@
+"""Routes of the Voice API (/v1/voice/), compatible with the local inference server's."""
+
 from django.urls import path
 
 from voiceprint.voice_api import views

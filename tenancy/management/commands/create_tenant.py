@@ -1,3 +1,5 @@
+"""`manage.py create_tenant NAME`: a tenant with its default role and first token."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from tenancy.models import Tenant

@@ -1,3 +1,5 @@
+"""`manage.py create_token TENANT`: another API token, shown once."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from tenancy.models import Tenant
