@@ -17,6 +17,8 @@ from django.conf import settings
 # master is halfway through importing prometheus_client itself.
 from prometheus_client import multiprocess
 
+from utilities.env import env_str
+
 worker_class = "config.gunicorn_worker.EnvelopeThreadWorker"
 workers = settings.VOICEPRINT_WEB_WORKERS
 threads = settings.VOICEPRINT_WEB_THREADS
@@ -47,5 +49,5 @@ def post_worker_init(worker) -> None:
 
 def child_exit(server, worker) -> None:
     """Drop a dead worker's live gauges from the shared metrics folder."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if env_str("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(worker.pid)

@@ -29,7 +29,6 @@ aggregates them (prometheus-client's multiprocess mode).
 from __future__ import annotations
 
 import hmac
-import os
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -42,6 +41,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+from utilities.env import env_str
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED_ROUTE = "unmatched"
@@ -108,7 +109,7 @@ def count_identify(model: str, surface: str, matched: bool) -> None:
 
 
 def _registry() -> CollectorRegistry:
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if not env_str("PROMETHEUS_MULTIPROC_DIR"):
         return REGISTRY
     from prometheus_client import multiprocess
 

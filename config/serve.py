@@ -2,6 +2,8 @@
 
     python -m config.serve [--host 127.0.0.1] [--port 8000] [--dev]
 
+0. It runs Django's system checks (core/checks.py checks our settings): a malformed
+   setting stops it here, with a message naming the variable, before anything starts.
 1. With no DATABASE_URL, this process becomes the owner of the embedded PostgreSQL
    server (config.embedded_postgres): it starts it, or adopts one left running by a crash,
    and restarts it whenever it dies.
@@ -26,6 +28,8 @@ from pathlib import Path
 
 import django
 
+from utilities.env import EnvError, env_int, env_str
+
 logger = logging.getLogger("voiceprint.serve")
 
 #: prctl(2) option: the signal a child receives when its parent dies.
@@ -33,9 +37,13 @@ PR_SET_PDEATHSIG = 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    options = _parse_args(argv)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    django.setup()
+    try:
+        options = _parse_args(argv)
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+        django.setup()
+    except EnvError as exc:  # a variable of the wrong type: the settings could not be read
+        raise SystemExit(f"Configuration error: {exc}") from None
+    _check()
     from django.conf import settings
 
     server = _own_embedded_database(settings)
@@ -58,10 +66,21 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m config.serve", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--host", default=env_str("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=env_int("PORT", 8000))
     parser.add_argument("--dev", action="store_true", help="Django's autoreloading server")
     return parser.parse_args(argv)
+
+
+def _check() -> None:
+    """Django's system checks, with their own report; SystemExit when one fails."""
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    try:
+        call_command("check")
+    except SystemCheckError as exc:
+        raise SystemExit(str(exc)) from None  # the message names the error class itself
 
 
 def _own_embedded_database(settings):

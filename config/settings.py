@@ -1,31 +1,35 @@
-"""Django settings. Every deployment setting comes from the environment (or a .env file)."""
+"""Django settings. Every deployment setting comes from the environment (or a .env file),
+read by the typed parsers of `utilities.env`: a value of the wrong type stops the process
+at start-up, naming the variable; the rules between values are checked by the system
+checks of `core/checks.py`."""
 
 from __future__ import annotations
 
 import os
-import re
 import secrets
 from pathlib import Path
 
 import dj_database_url
 from dotenv import load_dotenv
 
+from utilities.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_path,
+    env_rate,
+    env_str,
+)
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The environment wins over .env, so CI and docker-compose stay in charge.
 load_dotenv(BASE_DIR / ".env", override=False)
 
 
-def env_bool(name: str, default: bool = False) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    return default if not raw else raw in {"1", "true", "yes", "on"}
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
 # Runtime state of a local install (embedded database, uploaded audio, secret key).
-VAR_DIR = Path(os.environ.get("VOICEPRINT_VAR_DIR", BASE_DIR / "var")).resolve()
+VAR_DIR = env_path("VOICEPRINT_VAR_DIR", BASE_DIR / "var").resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
@@ -38,7 +42,7 @@ def _local_secret_key() -> str:
     return path.read_text().strip()
 
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or _local_secret_key()
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or _local_secret_key()
 DEBUG = env_bool("DJANGO_DEBUG")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
@@ -55,6 +59,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # The platform core: start-up checks of these settings (core/checks.py).
+    "core",
     "tenancy",
     "roles",
     "devices",
@@ -96,12 +102,12 @@ TEMPLATES = [
 ]
 
 # Database: DATABASE_URL, or the embedded PostgreSQL 18 + pgvector server under var/.
-if os.environ.get("DATABASE_URL"):
+if env_str("DATABASE_URL"):
     # Persistent connections, checked before reuse: after a database restart the next
     # request reconnects instead of failing on a dead connection.
     DATABASES = {
         "default": dj_database_url.parse(
-            os.environ["DATABASE_URL"], conn_max_age=60, conn_health_checks=True
+            env_str("DATABASE_URL"), conn_max_age=60, conn_health_checks=True
         )
     }
 else:
@@ -110,7 +116,7 @@ else:
             "ENGINE": "config.embedded_postgres",
             "NAME": "voiceprint",
             "APP_DATABASE": "voiceprint",
-            "PGDATA": os.environ.get("VOICEPRINT_PGDATA", str(VAR_DIR / "pgdata")),
+            "PGDATA": str(env_path("VOICEPRINT_PGDATA", VAR_DIR / "pgdata")),
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -136,18 +142,18 @@ WHITENOISE_USE_FINDERS = True
 # Enrollment audio: the filesystem under var/media, or S3-compatible storage through
 # django-storages (pip install ".[s3]") when AWS_STORAGE_BUCKET_NAME is set; django-storages
 # reads the other AWS_* variables (AWS_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...) itself.
-MEDIA_ROOT = Path(os.environ.get("VOICEPRINT_MEDIA_ROOT", VAR_DIR / "media"))
+MEDIA_ROOT = env_path("VOICEPRINT_MEDIA_ROOT", VAR_DIR / "media")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-if os.environ.get("AWS_STORAGE_BUCKET_NAME"):
+if env_str("AWS_STORAGE_BUCKET_NAME"):
     STORAGES["default"] = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
-            "bucket_name": os.environ["AWS_STORAGE_BUCKET_NAME"],
-            "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
-            "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+            "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME"),
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME") or None,
             "default_acl": None,
             "querystring_auth": True,
             "file_overwrite": False,
@@ -166,12 +172,7 @@ DEFAULT_RATE_LIMIT = "3000/min"
 def tenant_rate_limit() -> str | None:
     """VOICEPRINT_RATE_LIMIT: requests per tenant (per server process) as DRF writes a rate,
     e.g. "600/min"; unset or empty: DEFAULT_RATE_LIMIT; "off": no limit."""
-    raw = os.environ.get("VOICEPRINT_RATE_LIMIT", "").strip() or DEFAULT_RATE_LIMIT
-    if raw.lower() == "off":
-        return None
-    if not re.fullmatch(r"[1-9]\d*/(s|sec|second|m|min|minute|h|hour|d|day)", raw):
-        raise ValueError(f"VOICEPRINT_RATE_LIMIT must look like '600/min' or be 'off', not {raw!r}")
-    return raw
+    return env_rate("VOICEPRINT_RATE_LIMIT", DEFAULT_RATE_LIMIT)
 
 
 REST_FRAMEWORK = {
@@ -212,8 +213,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: Redis when CELERY_BROKER_URL is set; otherwise tasks run in the calling process.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
-CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
@@ -236,31 +237,30 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
     "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "voiceprint")
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "voiceprint")
 
 # Product settings (API.md); each is read from the environment variable of the same name.
-VOICEPRINT_MAX_VOICES_PER_DEVICE = int(os.environ.get("VOICEPRINT_MAX_VOICES_PER_DEVICE", "16"))
-VOICEPRINT_URL_ALLOWLIST = os.environ.get("VOICEPRINT_URL_ALLOWLIST", "")
-VOICEPRINT_EMBED_TIMEOUT = float(os.environ.get("VOICEPRINT_EMBED_TIMEOUT", "30"))
-VOICEPRINT_DEFAULT_THRESHOLDS = os.environ.get("VOICEPRINT_DEFAULT_THRESHOLDS", "")
+VOICEPRINT_MAX_VOICES_PER_DEVICE = env_int("VOICEPRINT_MAX_VOICES_PER_DEVICE", 16)
+VOICEPRINT_URL_ALLOWLIST = env_str("VOICEPRINT_URL_ALLOWLIST")
+VOICEPRINT_EMBED_TIMEOUT = env_float("VOICEPRINT_EMBED_TIMEOUT", 30.0)
+VOICEPRINT_DEFAULT_THRESHOLDS = env_str("VOICEPRINT_DEFAULT_THRESHOLDS")
 
 # The web server of `make run` (gunicorn, config/gunicorn_conf.py): worker processes, each
 # with its own copy of the in-process engine, and threads per worker.
-VOICEPRINT_WEB_WORKERS = int(os.environ.get("VOICEPRINT_WEB_WORKERS") or os.cpu_count() or 1)
-VOICEPRINT_WEB_THREADS = int(os.environ.get("VOICEPRINT_WEB_THREADS", "4"))
+VOICEPRINT_WEB_WORKERS = env_int("VOICEPRINT_WEB_WORKERS", os.cpu_count() or 1)
+VOICEPRINT_WEB_THREADS = env_int("VOICEPRINT_WEB_THREADS", 4)
 #: Seconds a request may run before its worker is restarted.
-VOICEPRINT_WEB_TIMEOUT = int(os.environ.get("VOICEPRINT_WEB_TIMEOUT", "120"))
+VOICEPRINT_WEB_TIMEOUT = env_int("VOICEPRINT_WEB_TIMEOUT", 120)
 
 # Observability: GET /metrics (Prometheus; see config/observability.py) is open unless
 # VOICEPRINT_METRICS_TOKEN is set, then it wants `Authorization: Bearer <that token>`.
-VOICEPRINT_METRICS_TOKEN = os.environ.get("VOICEPRINT_METRICS_TOKEN", "")
+VOICEPRINT_METRICS_TOKEN = env_str("VOICEPRINT_METRICS_TOKEN")
 
 # Logs go to stderr, one line per record, each with the request's id (config/logs.py).
 # LOG_FORMAT: "json" (one JSON object per line; the default unless DJANGO_DEBUG) or "plain".
-LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
-LOG_FORMAT = os.environ.get("LOG_FORMAT", "").strip().lower() or ("plain" if DEBUG else "json")
-if LOG_FORMAT not in {"json", "plain"}:
-    raise ValueError(f"LOG_FORMAT must be 'json' or 'plain', not {LOG_FORMAT!r}")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", LOG_LEVELS).upper()
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain" if DEBUG else "json", ("json", "plain"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,19 +1,31 @@
-"""Engine settings, read from the environment (the Django layer never passes its own)."""
+"""Engine settings, read from the environment (the Django layer never passes its own)
+through the typed parsers of `utilities.env`.
+
+`EngineSettings` is read once per process; the functions below it are read where they are
+used (the model download and the ONNX runtime), so that they follow the environment.
+"""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+from pathlib import Path
 
+from utilities.env import (
+    FALSE_WORDS,
+    TRUE_WORDS,
+    EnvError,
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_path,
+    env_str,
+)
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    return float(raw) if raw else default
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw else default
+#: modelscope_hub's default API endpoint (MODELSCOPE_ENDPOINT overrides it).
+DEFAULT_MODELSCOPE_ENDPOINT = "https://modelscope.cn"
+#: Seconds a weights download may take (VOICEPRINT_MODEL_DOWNLOAD_TIMEOUT).
+DEFAULT_DOWNLOAD_TIMEOUT = 900.0
 
 
 @dataclass(frozen=True)
@@ -48,16 +60,91 @@ class EngineSettings:
     @classmethod
     def from_env(cls) -> EngineSettings:
         return cls(
-            engine=os.environ.get("VOICEPRINT_ENGINE", "").strip() or cls.engine,
-            fallback=os.environ.get("VOICEPRINT_ENGINE_FALLBACK", cls.fallback).strip(),
-            model_dir=os.environ.get("VOICEPRINT_MODEL_DIR", "").strip() or None,
-            min_speech_seconds=_env_float("VOICEPRINT_MIN_SPEECH_SECONDS", cls.min_speech_seconds),
-            max_speech_seconds=_env_float("VOICEPRINT_MAX_SPEECH_SECONDS", cls.max_speech_seconds),
-            max_decoded_seconds=_env_float(
+            engine=env_str("VOICEPRINT_ENGINE", cls.engine),
+            # Set but empty: no fallback.
+            fallback=env_str("VOICEPRINT_ENGINE_FALLBACK", cls.fallback, empty_is_set=True),
+            model_dir=env_str("VOICEPRINT_MODEL_DIR") or None,
+            min_speech_seconds=env_float("VOICEPRINT_MIN_SPEECH_SECONDS", cls.min_speech_seconds),
+            max_speech_seconds=env_float("VOICEPRINT_MAX_SPEECH_SECONDS", cls.max_speech_seconds),
+            max_decoded_seconds=env_float(
                 "VOICEPRINT_MAX_DECODED_SECONDS", cls.max_decoded_seconds
             ),
-            max_source_samples=_env_int("VOICEPRINT_MAX_SOURCE_SAMPLES", cls.max_source_samples),
-            torch_threads=_env_int("VOICEPRINT_TORCH_THREADS", cls.torch_threads),
-            emotion_model=os.environ.get("VOICEPRINT_EMOTION_MODEL", "").strip(),
-            age_model=os.environ.get("VOICEPRINT_AGE_MODEL", "").strip(),
+            max_source_samples=env_int("VOICEPRINT_MAX_SOURCE_SAMPLES", cls.max_source_samples),
+            torch_threads=env_int("VOICEPRINT_TORCH_THREADS", cls.torch_threads),
+            emotion_model=env_str("VOICEPRINT_EMOTION_MODEL"),
+            age_model=env_str("VOICEPRINT_AGE_MODEL"),
         )
+
+    def problems(self) -> list[str]:
+        """What makes these settings unusable, in words (empty when they are fine)."""
+        found = []
+        if self.min_speech_seconds <= 0:
+            found.append("VOICEPRINT_MIN_SPEECH_SECONDS must be greater than 0")
+        if self.max_speech_seconds < self.min_speech_seconds:
+            found.append(
+                "VOICEPRINT_MAX_SPEECH_SECONDS must not be less than VOICEPRINT_MIN_SPEECH_SECONDS"
+            )
+        if self.max_decoded_seconds <= 0:
+            found.append("VOICEPRINT_MAX_DECODED_SECONDS must be greater than 0")
+        if self.max_source_samples <= 0:
+            found.append("VOICEPRINT_MAX_SOURCE_SAMPLES must be greater than 0")
+        if self.torch_threads < 0:
+            found.append("VOICEPRINT_TORCH_THREADS must be 0 (torch's default) or more")
+        return found
+
+
+def downloads_enabled() -> bool:
+    """VOICEPRINT_MODEL_DOWNLOAD: may missing 3D-Speaker weights be downloaded (default yes)."""
+    return env_bool("VOICEPRINT_MODEL_DOWNLOAD", True)
+
+
+def download_timeout() -> float:
+    """VOICEPRINT_MODEL_DOWNLOAD_TIMEOUT: seconds a weights download may take."""
+    return env_float("VOICEPRINT_MODEL_DOWNLOAD_TIMEOUT", DEFAULT_DOWNLOAD_TIMEOUT)
+
+
+def modelscope_endpoint() -> str:
+    return env_str("MODELSCOPE_ENDPOINT", DEFAULT_MODELSCOPE_ENDPOINT)
+
+
+def modelscope_cache() -> Path:
+    """Where modelscope caches models (MODELSCOPE_CACHE, default ~/.cache/modelscope)."""
+    return env_path("MODELSCOPE_CACHE", Path.home() / ".cache" / "modelscope")
+
+
+def onnx_mode() -> str:
+    """VOICEPRINT_ONNX: 'auto' (per model, the default), 'on' (1, true...) or 'off' (0...)."""
+    raw = env_choice("VOICEPRINT_ONNX", "auto", ["auto", *sorted(TRUE_WORDS | FALSE_WORDS)])
+    if raw in TRUE_WORDS:
+        return "on"
+    return "off" if raw in FALSE_WORDS else "auto"
+
+
+def onnx_cache_dir() -> Path:
+    """VOICEPRINT_ONNX_CACHE_DIR, default $XDG_CACHE_HOME/voiceprint/onnx."""
+    xdg = env_path("XDG_CACHE_HOME", Path.home() / ".cache")
+    return env_path("VOICEPRINT_ONNX_CACHE_DIR", xdg / "voiceprint" / "onnx")
+
+
+def environment_problems() -> list[str]:
+    """Every engine variable that cannot be read or is out of range, in words (the start-up
+    checks report them; engine names are checked against the registry there)."""
+    found: list[str] = []
+
+    def attempt(read):
+        try:
+            return read()
+        except EnvError as exc:
+            found.append(str(exc))
+            return None
+
+    settings = attempt(EngineSettings.from_env)
+    if settings is not None:
+        found += settings.problems()
+    timeout = attempt(download_timeout)
+    if timeout is not None and timeout <= 0:
+        found.append("VOICEPRINT_MODEL_DOWNLOAD_TIMEOUT must be greater than 0")
+    for read in (downloads_enabled, modelscope_endpoint, modelscope_cache, onnx_mode,
+                 onnx_cache_dir):  # fmt: skip
+        attempt(read)
+    return found

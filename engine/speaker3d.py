@@ -43,7 +43,15 @@ import torch
 from engine.base import SpeakerEngine, l2_normalise
 from engine.errors import EngineUnavailableError, InsufficientSpeechError, ModelNotFoundError
 from engine.fbank import NUM_MEL_BINS, SAMPLE_RATE, compute_fbank
-from engine.settings import EngineSettings
+from engine.settings import (
+    EngineSettings,
+    download_timeout,
+    downloads_enabled,
+    modelscope_cache,
+    modelscope_endpoint,
+    onnx_cache_dir,
+    onnx_mode,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +63,6 @@ ONNX_OPSET = 17
 #: embeddings) on a probe input before the ONNX runtime is trusted.
 ONNX_TOLERANCE = 1e-4
 
-#: modelscope_hub's default API endpoint (MODELSCOPE_ENDPOINT overrides it).
-DEFAULT_ENDPOINT = "https://modelscope.cn"
-
-_FALSE = {"0", "false", "no", "off"}
-_TRUE = {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
@@ -195,8 +198,7 @@ def _from_settings(spec: ModelSpec, root: Path) -> Path | None:
 
 def _cache_candidates(spec: ModelSpec) -> list[Path]:
     """Every place modelscope's SDK versions have cached this model, newest layout first."""
-    env = os.environ.get("MODELSCOPE_CACHE", "").strip()
-    roots = [Path(env).expanduser()] if env else [Path.home() / ".cache" / "modelscope"]
+    roots = [modelscope_cache()]
     owner, name = spec.model_id.split("/", 1)
     safe = name.replace(".", "___")
     candidates: list[Path] = []
@@ -231,14 +233,14 @@ def _download(spec: ModelSpec) -> Path:
     """snapshot_download where the network allows; raises ModelNotFoundError quickly if not."""
     from urllib.parse import urlparse
 
-    endpoint = urlparse(os.environ.get("MODELSCOPE_ENDPOINT", "").strip() or DEFAULT_ENDPOINT)
+    endpoint = urlparse(modelscope_endpoint())
     host = endpoint.hostname or "modelscope.cn"
     port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
     if not _reachable(host, port):
         raise ModelNotFoundError(
             _download_hint(spec, f"model not found locally and {host} is unreachable.")
         )
-    limit = float(os.environ.get("VOICEPRINT_MODEL_DOWNLOAD_TIMEOUT", "") or 900)
+    limit = download_timeout()
     result: dict[str, Any] = {}
 
     def fetch() -> None:
@@ -257,10 +259,6 @@ def _download(spec: ModelSpec) -> Path:
         why = result.get("error") or f"no answer within {limit:.0f} s"
         raise ModelNotFoundError(_download_hint(spec, f"download of {spec.model_id} failed: {why}"))
     return Path(result["path"])
-
-
-def downloads_enabled() -> bool:
-    return os.environ.get("VOICEPRINT_MODEL_DOWNLOAD", "").strip().lower() not in _FALSE
 
 
 def resolve_model_dir(spec: ModelSpec, settings: EngineSettings) -> Path:
@@ -340,24 +338,6 @@ def _torch_runner(network: torch.nn.Module) -> Runner:
     return run
 
 
-def onnx_mode() -> str:
-    """VOICEPRINT_ONNX: 'auto' (per model), 'on' or 'off'."""
-    raw = os.environ.get("VOICEPRINT_ONNX", "").strip().lower()
-    if raw in _TRUE:
-        return "on"
-    if raw in _FALSE:
-        return "off"
-    return "auto"
-
-
-def _onnx_cache_dir() -> Path:
-    env = os.environ.get("VOICEPRINT_ONNX_CACHE_DIR", "").strip()
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "voiceprint" / "onnx"
-
-
 def _file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -412,7 +392,7 @@ def _onnx_runner(
 ) -> Runner:
     """ORT runner on a cached export of `network`; verified against `reference` (torch)."""
     key = f"{spec.name}-{_file_sha256(weights)[:16]}-torch{torch.__version__}-op{ONNX_OPSET}"
-    path = _onnx_cache_dir() / f"{key}.onnx"
+    path = onnx_cache_dir() / f"{key}.onnx"
     cached = path.is_file()
     if not cached:
         logger.info("exporting %s to ONNX at %s", spec.name, path)

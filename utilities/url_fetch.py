@@ -60,10 +60,12 @@ __all__ = [
     "UrlNotAllowedError",
     "UrlTooLargeError",
     "fetch_url",
+    "invalid_allowlist_entries",
     "is_forbidden_address",
     "parse_allowlist",
 ]
 
+#: The fetcher's own default; callers pass their own limit (FetchPolicy.max_bytes).
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 USER_AGENT = "voiceprint-url-fetch/1.0"
 ALLOWED_SCHEMES = {"http": 80, "https": 443}
@@ -135,6 +137,18 @@ def parse_allowlist(raw: str) -> frozenset[str]:
     """Parse a comma-separated ``VOICEPRINT_URL_ALLOWLIST`` value into host entries."""
     entries = (_normalize_host(item) for item in raw.split(","))
     return frozenset(entry for entry in entries if entry)
+
+
+def invalid_allowlist_entries(raw: str) -> list[str]:
+    """The entries of an allowlist value that no URL host can match (a scheme, a port, a
+    path or a wildcard written by mistake), as written."""
+    bad = []
+    for entry in filter(None, (item.strip() for item in raw.split(","))):
+        try:
+            _parse_host(entry)
+        except UrlNotAllowedError:
+            bad.append(entry)
+    return bad
 
 
 @dataclass(frozen=True)

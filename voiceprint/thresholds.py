@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from utilities.env import parse_number_map
+
 DEFAULT_SIMILARITY_THRESHOLDS = {
     # The EER point of GE2E on the shared real speech (`python manage.py evaluate`): 0.743 on
     # the zh enroll+test set (EER 0%), 0.731 on LibriSpeech 3 s segments (EER 1.15%).
@@ -24,8 +26,8 @@ FALLBACK_SIMILARITY_THRESHOLD = 0.5
 
 
 def _overrides() -> dict[str, float]:
-    pairs = (item.split("=", 1) for item in settings.VOICEPRINT_DEFAULT_THRESHOLDS.split(","))
-    return {name.strip(): float(value) for name, value in (p for p in pairs if len(p) == 2)}
+    # Checked at start-up (core/checks.py), so a malformed value never gets this far.
+    return parse_number_map(settings.VOICEPRINT_DEFAULT_THRESHOLDS, "VOICEPRINT_DEFAULT_THRESHOLDS")
 
 
 def default_similarity_threshold(engine_name: str) -> float:

@@ -1,0 +1,126 @@
+"""Django system checks of the settings: a value the service cannot run with stops
+`make run` (config/serve.py runs the checks before anything starts) and `manage.py check`
+with a message naming the variable, instead of failing requests later.
+
+A value of the wrong type never gets this far: the typed parsers (`utilities.env`) refuse it
+while the settings are read. What is checked here is what a parser cannot see: ranges,
+syntax inside a string (thresholds, allowlist), names that must exist (engines). Each check
+reads the value the code will use, whatever set it (the environment, a test's override).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error
+
+from engine import available_engines
+from engine.settings import EngineSettings, environment_problems
+from utilities.env import EnvError, parse_number_map, parse_rate
+from utilities.url_fetch import invalid_allowlist_entries
+
+#: Settings that count something or bound a wait: they must be greater than 0.
+POSITIVE_SETTINGS = (
+    "VOICEPRINT_MAX_VOICES_PER_DEVICE",
+    "VOICEPRINT_EMBED_TIMEOUT",
+    "VOICEPRINT_WEB_WORKERS",
+    "VOICEPRINT_WEB_THREADS",
+    "VOICEPRINT_WEB_TIMEOUT",
+)
+LOG_FORMATS = ("json", "plain")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def check_default_thresholds(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    """VOICEPRINT_DEFAULT_THRESHOLDS: engine=similarity pairs, known engines, within 0..1."""
+    name = "VOICEPRINT_DEFAULT_THRESHOLDS"
+    hint = "e.g. ge2e=0.80,eres2net=0.30 (a cosine similarity per engine, 0 to 1)"
+    try:
+        overrides = parse_number_map(settings.VOICEPRINT_DEFAULT_THRESHOLDS, name)
+    except EnvError as exc:
+        return [Error(str(exc), hint=hint, id="voiceprint.E001")]
+    errors = []
+    for engine_name, value in overrides.items():
+        if engine_name not in available_engines():
+            why = f"{name} names an unknown engine {engine_name!r}"
+            errors.append(Error(why, hint=_known_engines(), id="voiceprint.E001"))
+        elif not 0.0 <= value <= 1.0:
+            why = f"{name}: the threshold of {engine_name} must be within 0 and 1, not {value}"
+            errors.append(Error(why, hint=hint, id="voiceprint.E001"))
+    return errors
+
+
+def check_rate_limit(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    """The per-tenant rate (VOICEPRINT_RATE_LIMIT) as the throttle will read it."""
+    rate = settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {}).get("tenant")
+    if rate is None:
+        return []  # "off"
+    try:
+        parse_rate(str(rate), "VOICEPRINT_RATE_LIMIT")
+    except EnvError as exc:
+        return [Error(str(exc), id="voiceprint.E002")]
+    return []
+
+
+def check_url_allowlist(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    """VOICEPRINT_URL_ALLOWLIST: host names or IP addresses, nothing a URL host can't be."""
+    bad = invalid_allowlist_entries(settings.VOICEPRINT_URL_ALLOWLIST)
+    if not bad:
+        return []
+    why = f"VOICEPRINT_URL_ALLOWLIST has entries no URL host can match: {', '.join(bad)}"
+    hint = "host names or IP addresses separated by commas, without scheme, port, path or *"
+    return [Error(why, hint=hint, id="voiceprint.E003")]
+
+
+def check_engine_environment(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    """The engine's variables (engine/settings.py), read as the engine will read them."""
+    errors = [Error(problem, id="voiceprint.E004") for problem in environment_problems()]
+    if errors:
+        return errors
+    engine_settings = EngineSettings.from_env()
+    named = {"VOICEPRINT_ENGINE": engine_settings.engine}
+    if engine_settings.fallback:
+        named["VOICEPRINT_ENGINE_FALLBACK"] = engine_settings.fallback
+    return [
+        Error(f"{variable} names an unknown engine {value!r}", hint=_known_engines(),
+              id="voiceprint.E005")
+        for variable, value in named.items()
+        if value not in available_engines()
+    ]  # fmt: skip
+
+
+def check_positive_limits(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    return [
+        Error(f"{name} must be greater than 0, not {getattr(settings, name)!r}",
+              id="voiceprint.E006")
+        for name in POSITIVE_SETTINGS
+        if not getattr(settings, name) > 0
+    ]  # fmt: skip
+
+
+def check_logging(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    errors = []
+    if settings.LOG_FORMAT not in LOG_FORMATS:
+        why = f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {settings.LOG_FORMAT!r}"
+        errors.append(Error(why, id="voiceprint.E007"))
+    if settings.LOG_LEVEL not in LOG_LEVELS:
+        why = f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {settings.LOG_LEVEL!r}"
+        errors.append(Error(why, id="voiceprint.E007"))
+    return errors
+
+
+def _known_engines() -> str:
+    return "known engines: " + ", ".join(available_engines())
+
+
+#: Registered by core.apps.CoreConfig.ready().
+SETTINGS_CHECKS: tuple[Callable[..., list[CheckMessage]], ...] = (
+    check_default_thresholds,
+    check_rate_limit,
+    check_url_allowlist,
+    check_engine_environment,
+    check_positive_limits,
+    check_logging,
+)
