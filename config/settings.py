@@ -170,8 +170,9 @@ DEFAULT_RATE_LIMIT = "3000/min"
 
 
 def tenant_rate_limit() -> str | None:
-    """VOICEPRINT_RATE_LIMIT: requests per tenant (per server process) as DRF writes a rate,
-    e.g. "600/min"; unset or empty: DEFAULT_RATE_LIMIT; "off": no limit."""
+    """VOICEPRINT_RATE_LIMIT: requests per tenant as DRF writes a rate, e.g. "600/min",
+    counted in the default cache (CACHES); unset or empty: DEFAULT_RATE_LIMIT; "off": no
+    limit."""
     return env_rate("VOICEPRINT_RATE_LIMIT", DEFAULT_RATE_LIMIT)
 
 
@@ -238,6 +239,24 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "voiceprint")
+
+# State every web process must share (the rate limit's counts): Redis when there is a Redis
+# broker (or VOICEPRINT_CACHE_URL), else this process's memory. A Redis outage fails open
+# (tenancy/throttling.py): no limit rather than no API; hence the short timeouts.
+VOICEPRINT_CACHE_URL = env_str("VOICEPRINT_CACHE_URL") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "unix://")) else ""
+)
+if VOICEPRINT_CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": VOICEPRINT_CACHE_URL,
+            "KEY_PREFIX": env_str("VOICEPRINT_CACHE_KEY_PREFIX", "voiceprint"),
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Product settings (API.md); each is read from the environment variable of the same name.
 VOICEPRINT_MAX_VOICES_PER_DEVICE = env_int("VOICEPRINT_MAX_VOICES_PER_DEVICE", 16)

@@ -31,6 +31,7 @@ POSITIVE_SETTINGS = (
 )
 LOG_FORMATS = ("json", "plain")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+CACHE_URL_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def check_default_thresholds(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
@@ -111,6 +112,15 @@ def check_logging(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     return errors
 
 
+def check_cache_url(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    """VOICEPRINT_CACHE_URL (or the broker's Redis URL it defaults to) must be a Redis URL."""
+    url = settings.VOICEPRINT_CACHE_URL
+    if not url or url.startswith(CACHE_URL_SCHEMES):
+        return []
+    why = f"VOICEPRINT_CACHE_URL must be a Redis URL ({', '.join(CACHE_URL_SCHEMES)}), not {url!r}"
+    return [Error(why, id="voiceprint.E008")]
+
+
 def _known_engines() -> str:
     return "known engines: " + ", ".join(available_engines())
 
@@ -123,4 +133,5 @@ SETTINGS_CHECKS: tuple[Callable[..., list[CheckMessage]], ...] = (
     check_engine_environment,
     check_positive_limits,
     check_logging,
+    check_cache_url,
 )

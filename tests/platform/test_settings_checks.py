@@ -135,6 +135,15 @@ def test_unknown_log_settings_are_reported(settings, name, value):
     assert name in messages["voiceprint.E007"]
 
 
+def test_a_cache_url_that_is_not_redis_is_reported(settings):
+    settings.VOICEPRINT_CACHE_URL = "memcached://127.0.0.1:11211"
+
+    messages = reported()
+
+    assert list(messages) == ["voiceprint.E008"]
+    assert "VOICEPRINT_CACHE_URL" in messages["voiceprint.E008"]
+
+
 # --- at start-up --------------------------------------------------------------------------------
 
 
