@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import healthz
 from config.observability import metrics
+from tenancy.envelope import VOICE_PREFIX, VOICEPRINT_PREFIX
 
 voiceprint_api = [
     path("", include("roles.api.urls")),
@@ -18,8 +19,8 @@ voiceprint_api = [
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
-    path("v1/voiceprint/", include(voiceprint_api)),
-    path("v1/voice/", include("voiceprint.voice_api.urls")),
+    path(VOICEPRINT_PREFIX.lstrip("/"), include(voiceprint_api)),
+    path(VOICE_PREFIX.lstrip("/"), include("voiceprint.voice_api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/", admin.site.urls),

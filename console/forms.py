@@ -10,23 +10,23 @@ from console.scoping import scoped_choices
 from devices.models import Device
 from roles.models import Role
 from tenancy.models import Tenant
-
-#: The largest upload the console accepts: the API's multipart limit (API.md).
-MAX_AUDIO_BYTES = 10 * 1024 * 1024
+from voiceprint.limits import MAX_AUDIO_BYTES, MB
 
 
 class AudioField(forms.FileField):
-    """An uploaded recording (WAV, FLAC or OGG), at most MAX_AUDIO_BYTES."""
+    """An uploaded recording (WAV, FLAC or OGG), at most MAX_AUDIO_BYTES: the API's limit."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("help_text", "WAV, FLAC or OGG; any sample rate; at most 10 MB.")
+        limit = f"{MAX_AUDIO_BYTES // MB} MB"
+        kwargs.setdefault("help_text", f"WAV, FLAC or OGG; any sample rate; at most {limit}.")
         super().__init__(**kwargs)
         self.widget.attrs.setdefault("accept", "audio/*,.wav,.flac,.ogg")
 
     def clean(self, data, initial=None):
         upload = super().clean(data, initial)
         if upload and upload.size > MAX_AUDIO_BYTES:
-            raise ValidationError("The recording is larger than 10 MB.", code="too_large")
+            message = f"The recording is larger than {MAX_AUDIO_BYTES // MB} MB."
+            raise ValidationError(message, code="too_large")
         return upload
 
 

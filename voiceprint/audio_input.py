@@ -26,13 +26,7 @@ from rest_framework.request import Request
 from tenancy.errors import ApiError, ErrorCode, invalid
 from tenancy.input_guard import check_parameters
 from utilities.url_fetch import FetchPolicy, UrlNotAllowedError, fetch_url, parse_allowlist
-
-KB = 1024
-MB = 1024 * KB
-RAW_BODY_LIMIT = 512 * KB
-URL_LIMIT = 10 * MB
-BASE64_LIMIT = 10 * MB
-UPLOAD_LIMIT = 10 * MB
+from voiceprint.limits import KB, MAX_AUDIO_BYTES, MAX_RAW_BODY_BYTES
 
 RAW_MEDIA_TYPES = ("audio/", "application/octet-stream")
 
@@ -73,11 +67,11 @@ class RawAudioParser(BaseParser):
     def parse(self, stream, media_type=None, parser_context=None) -> bytes:
         request = parser_context["request"]
         declared = request.META.get("CONTENT_LENGTH") or "0"
-        if declared.isdigit() and int(declared) > RAW_BODY_LIMIT:
-            raise _too_large("raw audio body", RAW_BODY_LIMIT)
-        data = stream.read(RAW_BODY_LIMIT + 1) if stream is not None else b""
-        if len(data) > RAW_BODY_LIMIT:
-            raise _too_large("raw audio body", RAW_BODY_LIMIT)
+        if declared.isdigit() and int(declared) > MAX_RAW_BODY_BYTES:
+            raise _too_large("raw audio body", MAX_RAW_BODY_BYTES)
+        data = stream.read(MAX_RAW_BODY_BYTES + 1) if stream is not None else b""
+        if len(data) > MAX_RAW_BODY_BYTES:
+            raise _too_large("raw audio body", MAX_RAW_BODY_BYTES)
         return data
 
 
@@ -134,8 +128,8 @@ def _audio_from_fields(url: Any, encoded: Any, upload) -> bytes | None:
     if encoded:
         return decode_base64_audio(encoded, "audio_base64")
     if upload is not None:
-        if upload.size > UPLOAD_LIMIT:
-            raise _too_large("file", UPLOAD_LIMIT)
+        if upload.size > MAX_AUDIO_BYTES:
+            raise _too_large("file", MAX_AUDIO_BYTES)
         return upload.read() or None
     return None
 
@@ -159,8 +153,8 @@ def decode_base64_audio(value: Any, field_name: str) -> bytes:
     match = _DATA_URI.match(value)
     payload = value[match.end() :] if match else value
     payload = re.sub(r"\s+", "", payload)
-    if len(payload) * 3 // 4 > BASE64_LIMIT:
-        raise _too_large(field_name, BASE64_LIMIT)
+    if len(payload) * 3 // 4 > MAX_AUDIO_BYTES:
+        raise _too_large(field_name, MAX_AUDIO_BYTES)
     try:
         audio = base64.b64decode(payload + "=" * (-len(payload) % 4), validate=True)
     except (binascii.Error, ValueError):
@@ -178,7 +172,7 @@ def _audio_from_url(url: Any) -> bytes:
 
 def fetch_policy() -> FetchPolicy:
     return FetchPolicy(
-        max_bytes=URL_LIMIT, allowlist=parse_allowlist(settings.VOICEPRINT_URL_ALLOWLIST)
+        max_bytes=MAX_AUDIO_BYTES, allowlist=parse_allowlist(settings.VOICEPRINT_URL_ALLOWLIST)
     )
 
 

@@ -14,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter
 from rest_framework import serializers
 
+from tenancy.envelope import VOICEPRINT_PREFIX
 from tenancy.errors import ErrorCode
 from tenancy.schema import (
     COMMON_ERRORS,
@@ -96,7 +97,7 @@ AUDIO_FORMS = """
 def _audio_request_examples(path: str, params: dict, headers: dict) -> list[OpenApiExample]:
     header_lines = "".join(f" \\\n  -H '{name}: {value}'" for name, value in headers.items())
     curl = (
-        f'curl -X POST "$BASE/v1/voiceprint/{path}" -H "Authorization: Bearer $TOKEN" \\\n'
+        f'curl -X POST "$BASE{VOICEPRINT_PREFIX}{path}" -H "Authorization: Bearer $TOKEN" \\\n'
         f"  -H 'Content-Type: audio/wav'{header_lines} \\\n  --data-binary @voice.wav"
     )
     return [
@@ -175,7 +176,7 @@ ROLE = {"role_id": "5f0c8e2a9b7d4c1e3a6f8b20", "role_name": "mother"}
 VOICE = {
     "voice_id": VOICE_ID,
     "voice_name": "mother",
-    "voice_url": f"https://api.example.com/v1/voiceprint/voices/{VOICE_ID}/audio",
+    "voice_url": f"https://api.example.com{VOICEPRINT_PREFIX}voices/{VOICE_ID}/audio",
     "status": "activate",
     "threshold": 0.7,
     "role_bind": ROLE,
