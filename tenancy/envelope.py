@@ -54,6 +54,10 @@ class CheckedAPIView(APIView):
 class VoiceprintAPIView(CheckedAPIView):
     """Base view of the Voiceprint API: errors become HTTP 200 envelopes."""
 
+    # OPTIONS would answer DRF's view description instead of an envelope: refuse it (40000)
+    # like any other method the view does not have.
+    metadata_class = None
+
     def handle_exception(self, exc: Exception) -> Response:
         error = api_error_from_exception(exc)
         response = Response(envelope_body(error), status=200)
@@ -63,6 +67,8 @@ class VoiceprintAPIView(CheckedAPIView):
 
 class VoiceAPIView(CheckedAPIView):
     """Base view of the Voice API: errors become `{"error": {...}}` with their HTTP status."""
+
+    metadata_class = None  # as above: OPTIONS is a method these views do not have
 
     def handle_exception(self, exc: Exception) -> Response:
         error = api_error_from_exception(exc)

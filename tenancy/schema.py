@@ -34,27 +34,36 @@ def _serializer_name(data: serializers.BaseSerializer | type[serializers.BaseSer
 
 
 def enveloped(data: serializers.BaseSerializer | type[serializers.BaseSerializer] | None):
-    """Response schema of a Voiceprint API reply whose `data` is `data` (None: null).
+    """Response schema of a Voiceprint API reply whose `data` is `data` on success.
 
-    One component per data shape (e.g. `VoiceEnvelope`, `VoiceListEnvelope`), built once:
-    the same name must always be the same class for drf-spectacular."""
+    Every reply is HTTP 200 and every failure has `data` null, so `data` is nullable in each
+    (None: always null). One component per data shape (e.g. `VoiceEnvelope`,
+    `VoiceListEnvelope`), built once: the same name must always be the same class for
+    drf-spectacular."""
     name = "EmptyEnvelope" if data is None else f"{_serializer_name(data)}Envelope"
     if name not in _ENVELOPES:
-        if data is None:
-            data_field = serializers.JSONField(allow_null=True, default=None, help_text="null")
-        elif isinstance(data, type):
-            data_field = data()
-        else:
-            data_field = data
         _ENVELOPES[name] = inline_serializer(
             name=name,
             fields={
                 "code": serializers.IntegerField(help_text="0 on success, else a business code"),
                 "msg": serializers.CharField(help_text='"" on success, else the error'),
-                "data": data_field,
+                "data": _nullable(data),
             },
         )
     return {200: _ENVELOPES[name]}
+
+
+def _nullable(data) -> serializers.Field:
+    """The envelope's `data` field: the success shape, or null (failures, and replies that
+    carry nothing)."""
+    if data is None:
+        return serializers.JSONField(allow_null=True, help_text="always null")
+    help_text = "null when `code` is not 0"
+    if isinstance(data, serializers.ListSerializer):
+        child = type(data.child)()
+        return serializers.ListSerializer(child=child, allow_null=True, help_text=help_text)
+    cls = data if isinstance(data, type) else type(data)
+    return cls(allow_null=True, help_text=help_text)
 
 
 # --- examples ----------------------------------------------------------------------------

@@ -137,7 +137,7 @@ def _audio_from_fields(url: Any, encoded: Any, upload) -> bytes | None:
 def audio_from_reference(value: Any, field_name: str) -> bytes:
     """An audio field of the Voice API: an http(s) URL, raw base64 or a data URI."""
     if not isinstance(value, str) or not value.strip():
-        raise ApiError(ErrorCode.NO_AUDIO, f"{field_name}: no audio given")
+        raise no_audio(field_name)
     value = value.strip()
     if re.match(r"^[a-z][a-z0-9+.-]*://", value, re.I):
         try:
@@ -160,7 +160,7 @@ def decode_base64_audio(value: Any, field_name: str) -> bytes:
     except (binascii.Error, ValueError):
         raise invalid(field_name, "is not valid base64") from None
     if not audio:
-        raise ApiError(ErrorCode.NO_AUDIO, f"{field_name}: no audio given")
+        raise no_audio(field_name)
     return audio
 
 
@@ -184,6 +184,11 @@ def require_audio(audio_request: AudioRequest) -> bytes:
             "no audio given: send a WAV body, audio_url, audio_base64 or a multipart file",
         )
     return audio
+
+
+def no_audio(field_name: str) -> ApiError:
+    """40001 for an audio field that is missing, null or empty."""
+    return ApiError(ErrorCode.NO_AUDIO, f"{field_name}: no audio given")
 
 
 def _too_large(what: str, limit: int) -> ApiError:

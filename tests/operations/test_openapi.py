@@ -20,6 +20,10 @@ AUDIO_OPERATIONS = {
     "features_extract": {"X-Audio-URL"},
 }
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+RAW_AUDIO_TYPES = ("audio/wav", "audio/x-wav", "application/octet-stream")
+#: What every Voice API operation can answer, and what one that reads audio adds.
+VOICE_API_COMMON = {"400", "401", "413", "429", "500"}
+VOICE_API_AUDIO = {"415", "422", "502", "503"}
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +108,9 @@ def test_bearer_auth_is_the_security_scheme(schema):
 def test_audio_endpoints_document_all_three_forms(schema, operation_id):
     operation = by_id(schema)[operation_id]
     content = operation["requestBody"]["content"]
-    assert set(content) == {"application/json", "multipart/form-data", "audio/wav"}
-    assert content["audio/wav"]["schema"] == {"type": "string", "format": "binary"}
+    assert set(content) == {"application/json", "multipart/form-data", *RAW_AUDIO_TYPES}
+    for raw in RAW_AUDIO_TYPES:
+        assert content[raw]["schema"] == {"type": "string", "format": "binary"}
     assert content["audio/wav"]["examples"]
 
     json_examples = [e["value"] for e in content["application/json"]["examples"].values()]
@@ -132,6 +137,63 @@ def test_audio_endpoints_document_all_three_forms(schema, operation_id):
             assert value["msg"] and value["data"] is None
         else:
             assert value["msg"] == ""
+
+
+def component(schema: dict, ref_holder: dict) -> dict:
+    return schema["components"]["schemas"][ref_holder["$ref"].rsplit("/", 1)[1]]
+
+
+def test_every_voiceprint_envelope_allows_the_null_data_of_failures(schema):
+    """Failures are HTTP 200 with `data` null, on every operation (issue 9)."""
+    checked = 0
+    for path, method, operation in operations(schema):
+        if not path.startswith("/v1/voiceprint/"):
+            continue
+        assert set(operation["responses"]) == {"200"}, f"{method} {path}"
+        reply = component(schema, operation["responses"]["200"]["content"]["application/json"]
+                          ["schema"])  # fmt: skip
+        assert set(reply["required"]) == {"code", "msg", "data"}, f"{method} {path}"
+        assert reply["properties"]["data"]["nullable"] is True, f"{method} {path}"
+        checked += 1
+    assert checked >= 20
+
+
+def test_voice_api_audio_fields_are_required(schema):
+    required = {
+        "voice_verify": {"audio1", "audio2"},
+        "voice_register": {"audio", "name"},
+        "voice_identify": {"audio"},
+        "voice_embed": {"audio"},
+        "voice_analyze": {"audio"},
+    }
+    for operation_id, fields in required.items():
+        body = by_id(schema)[operation_id]["requestBody"]["content"]["application/json"]
+        request = component(schema, body["schema"])
+        assert set(request["required"]) == fields, operation_id
+        for field in fields - {"name"}:
+            assert "nullable" not in request["properties"][field], (operation_id, field)
+            assert request["properties"][field]["minLength"] == 1, (operation_id, field)
+
+
+@pytest.mark.parametrize(
+    ("operation_id", "statuses"),
+    [
+        ("voice_verify", {"200"} | VOICE_API_COMMON | VOICE_API_AUDIO),
+        ("voice_register", {"200"} | VOICE_API_COMMON | VOICE_API_AUDIO),
+        ("voice_identify", {"200"} | VOICE_API_COMMON | VOICE_API_AUDIO),
+        ("voice_embed", {"200"} | VOICE_API_COMMON | VOICE_API_AUDIO),
+        ("voice_analyze", {"200", "501"} | VOICE_API_COMMON | VOICE_API_AUDIO),
+        ("voice_forget", {"204", "404"} | VOICE_API_COMMON),
+    ],
+)
+def test_voice_api_documents_every_status_it_answers(schema, operation_id, statuses):
+    responses = by_id(schema)[operation_id]["responses"]
+    assert set(responses) == statuses
+    for status in statuses - {"200", "204"}:
+        content = responses[status]["content"]["application/json"]
+        assert content["schema"]["$ref"].endswith("/ErrorReply"), status
+        codes = {code for code in ErrorCode if code.http_status == int(status)}
+        assert all(str(int(code)) in responses[status]["description"] for code in codes)
 
 
 def test_voiceprint_error_examples_are_envelopes(schema):

@@ -74,6 +74,9 @@ def _header(name: str, kind, description: str) -> OpenApiParameter:
     )
 
 
+#: Media types of a raw audio body (voiceprint.audio_input also takes any other audio/*).
+RAW_AUDIO_TYPES = ("audio/wav", "audio/x-wav", "application/octet-stream")
+
 _RAW_ONLY = "Raw-body requests only; non-ASCII values percent-encoded UTF-8."
 X_DEVICE_ID = _header("X-Device-ID", str, f"`device_id`. {_RAW_ONLY}")
 X_ROLE_ID = _header("X-Role-ID", str, f"`role_id`. {_RAW_ONLY}")
@@ -155,7 +158,7 @@ def audio_operation(
         "request": {
             "application/json": json,
             "multipart/form-data": form,
-            "audio/wav": OpenApiTypes.BINARY,
+            **dict.fromkeys(RAW_AUDIO_TYPES, OpenApiTypes.BINARY),
         },
         "parameters": headers,
         "responses": responses,

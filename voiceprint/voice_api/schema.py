@@ -3,15 +3,35 @@ arguments of one `extend_schema` in views.py."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
 from tenancy.errors import ErrorCode
-from tenancy.schema import EMPTY_WAV_BASE64, request_example, voice_error
+from tenancy.schema import BUSINESS_CODES, EMPTY_WAV_BASE64, request_example, voice_error
 from voiceprint.voice_api import serializers as s
 
 TAGS = ["voice"]
-ERROR_STATUSES = (400, 401, 404, 413, 415, 422, 429, 502, 503)
-ERRORS = {status: s.ErrorReply for status in ERROR_STATUSES}
+#: What any operation can answer: a bad parameter, body or method (400), a bad token (401),
+#: a body over the upload limit (413), the rate limit (429), an internal error (500).
+COMMON_STATUSES = (400, 401, 413, 429, 500)
+#: What an operation that reads audio adds: undecodable audio (415), too little speech
+#: (422), a URL that cannot be fetched (502), the engine unavailable (503).
+AUDIO_STATUSES = (415, 422, 502, 503)
+
+
+def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    """`{"error": {code, message}}` for each status, described by its business codes."""
+    return {
+        status: OpenApiResponse(
+            s.ErrorReply,
+            description="; ".join(
+                f"{int(code)}: {meaning}"
+                for code, meaning in BUSINESS_CODES.items()
+                if code and code.http_status == status
+            ),
+        )
+        for status in sorted(statuses)
+    }
+
 
 AUDIO_URL = "https://example.com/audio/mother.wav"
 AUDIO_DATA_URI = f"data:audio/wav;base64,{EMPTY_WAV_BASE64}"
@@ -27,6 +47,9 @@ COMMON_ERRORS = [
     voice_error(ErrorCode.UNAUTHORIZED, "invalid or revoked token", "Bad token"),
     voice_error(ErrorCode.INVALID_PARAMETER, "model: unknown model 'x'; available: eres2net, "
                 "ge2e", "Unknown model"),
+    voice_error(ErrorCode.RATE_LIMITED, "Request was throttled. Expected available in 12 "
+                "seconds.", "Throttled"),
+    voice_error(ErrorCode.INTERNAL, "internal error"),
 ]  # fmt: skip
 AUDIO_ERRORS = [
     voice_error(ErrorCode.NO_AUDIO, "audio: no audio given"),
@@ -50,15 +73,17 @@ def _operation(
     examples: list[OpenApiExample],
     *,
     takes_audio: bool = True,
-    responses: dict | None = None,
+    status: int = 200,
+    more_statuses: tuple[int, ...] = (),
 ) -> dict:
+    statuses = (*COMMON_STATUSES, *(AUDIO_STATUSES if takes_audio else ()), *more_statuses)
     return {
         "operation_id": operation_id,
         "summary": summary,
         "description": description + (AUDIO_NOTE if takes_audio else ""),
         "tags": TAGS,
         "request": request,
-        "responses": responses or {200: reply, **ERRORS},
+        "responses": {status: reply, **error_responses(*statuses)},
         "examples": [*examples, *(AUDIO_ERRORS if takes_audio else []), *COMMON_ERRORS],
     }
 
@@ -142,7 +167,8 @@ FORGET = _operation(
         voice_error(ErrorCode.NOT_FOUND, "voice not found"),
     ],
     takes_audio=False,
-    responses={204: None, **ERRORS},
+    status=204,
+    more_statuses=(404,),
 )
 
 EMBED = _operation(
@@ -181,5 +207,5 @@ ANALYZE = _operation(
         voice_error(ErrorCode.NOT_IMPLEMENTED,
                     "none of emotion can be computed with model 'eres2net' on this server"),
     ],
-    responses={200: s.AnalyzeReply, 501: s.ErrorReply, **ERRORS},
+    more_statuses=(501,),
 )  # fmt: skip

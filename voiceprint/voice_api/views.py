@@ -22,8 +22,8 @@ class VerifyView(JsonVoiceView):
     def post(self, request):
         params = validated(s.VerifyRequest, request.data)
         verdict = services.verify_pair(
-            audio_from_reference(params.get("audio1"), "audio1"),
-            audio_from_reference(params.get("audio2"), "audio2"),
+            audio_from_reference(params["audio1"], "audio1"),
+            audio_from_reference(params["audio2"], "audio2"),
             params.get("model"),
             params.get("threshold"),
         )
@@ -36,7 +36,7 @@ class RegisterView(JsonVoiceView):
         params = validated(s.RegisterRequest, request.data)
         voice = services.register(
             request.user.tenant,
-            audio_from_reference(params.get("audio"), "audio"),
+            audio_from_reference(params["audio"], "audio"),
             name=params["name"],
             labels=params.get("labels"),
             store=params.get("store"),
@@ -52,7 +52,7 @@ class IdentifyView(JsonVoiceView):
         params = validated(s.IdentifyRequest, request.data)
         result = services.identify_in_store(
             request.user.tenant,
-            audio_from_reference(params.get("audio"), "audio"),
+            audio_from_reference(params["audio"], "audio"),
             store=params.get("store"),
             engine_name=params.get("model"),
             top_k=params["top_k"],
@@ -89,7 +89,7 @@ class EmbedView(JsonVoiceView):
     def post(self, request):
         params = validated(s.EmbedRequest, request.data)
         embedded = services.embed(
-            audio_from_reference(params.get("audio"), "audio"), params.get("model")
+            audio_from_reference(params["audio"], "audio"), params.get("model")
         )
         reply = {
             "embedding": embedded.vector.tolist(),
@@ -104,7 +104,7 @@ class AnalyzeView(JsonVoiceView):
     def post(self, request):
         params = validated(s.AnalyzeRequest, request.data)
         attributes, model, elapsed = services.analyze(
-            audio_from_reference(params.get("audio"), "audio"),
+            audio_from_reference(params["audio"], "audio"),
             params.get("model"),
             params.get("actions") or [],
         )
