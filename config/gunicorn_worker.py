@@ -102,8 +102,8 @@ def _path_from_line(line: bytes) -> str:
 
 def api_error_reply(path: str, exc: Exception) -> bytes | None:
     """The raw HTTP reply for a refused request under an API prefix, else None."""
-    from tenancy.envelope import VOICE_PREFIX, VOICEPRINT_PREFIX, envelope_body, voice_error_body
-    from tenancy.errors import ApiError, ErrorCode
+    from core.envelope import VOICE_PREFIX, VOICEPRINT_PREFIX, envelope_body, voice_error_body
+    from core.exceptions import ApiError, ErrorCode
 
     if not path.startswith((VOICEPRINT_PREFIX, VOICE_PREFIX)):
         return None

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 
 from config import observability
 from config.logs import NO_REQUEST_ID, new_request_id, request_id_var, sane_request_id
-from tenancy.authentication import TenantPrincipal
+from core.authentication import TenantPrincipal
 
 REQUEST_ID_HEADER = "X-Request-ID"
 #: Routes polled by probes and scrapers: their access lines are DEBUG, not INFO.

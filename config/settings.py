@@ -74,7 +74,7 @@ MIDDLEWARE = [
     "config.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "tenancy.middleware.VoiceprintEnvelopeMiddleware",
+    "core.middleware.VoiceprintEnvelopeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -177,26 +177,26 @@ def tenant_rate_limit() -> str | None:
 
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["tenancy.authentication.BearerTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["tenancy.authentication.IsTenant"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["core.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.authentication.IsTenant"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    # DRF's parsers, refusing NUL characters and JSON nested too deep (tenancy.input_guard).
+    # DRF's parsers, refusing NUL characters and JSON nested too deep (core.input_guard).
     "DEFAULT_PARSER_CLASSES": [
-        "tenancy.input_guard.JSONParser",
-        "tenancy.input_guard.FormParser",
-        "tenancy.input_guard.MultiPartParser",
+        "core.input_guard.JSONParser",
+        "core.input_guard.FormParser",
+        "core.input_guard.MultiPartParser",
     ],
-    "EXCEPTION_HANDLER": "tenancy.envelope.exception_handler",
+    "EXCEPTION_HANDLER": "core.envelope.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",
-    "DEFAULT_THROTTLE_CLASSES": ["tenancy.throttling.TenantRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.TenantRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"tenant": tenant_rate_limit()},
 }
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Voiceprint API",
-    # The surfaces, audio forms and business codes follow (tenancy.schema.describe_api).
+    # The surfaces, audio forms and business codes follow (core.schema.describe_api).
     "DESCRIPTION": "Speaker recognition (voiceprint) for devices and integrators.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -209,7 +209,7 @@ SPECTACULAR_SETTINGS = {
     # Adds the business codes, the audio forms and the tag descriptions (tenancy/schema.py).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "tenancy.schema.describe_api",
+        "core.schema.describe_api",
     ],
 }
 

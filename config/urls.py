@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import healthz
 from config.observability import metrics
-from tenancy.envelope import VOICE_PREFIX, VOICEPRINT_PREFIX
+from core.envelope import VOICE_PREFIX, VOICEPRINT_PREFIX
 
 voiceprint_api = [
     path("", include("roles.api.urls")),
@@ -27,5 +27,5 @@ urlpatterns = [
 ]
 
 # Errors raised before or outside the API views keep the API's reply shape under its prefixes.
-handler400 = "tenancy.middleware.bad_request"
-handler500 = "tenancy.middleware.server_error"
+handler400 = "core.middleware.bad_request"
+handler500 = "core.middleware.server_error"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import engine
-from tenancy.errors import ApiError, api_error_from_exception
+from core.exception_handlers import api_error_from_exception
+from core.exceptions import ApiError
 
 #: What the services raise for a problem the user can act on (bad audio, full device, ...).
 SERVICE_ERRORS = (ApiError, engine.EngineError)

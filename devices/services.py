@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
+from core.exceptions import conflict
 from devices.models import Device
-from tenancy.errors import conflict
 from tenancy.models import Tenant
 
 

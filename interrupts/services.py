@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from core.exceptions import not_found
 from interrupts.models import RoleInterrupt
 from roles.models import Role
-from tenancy.errors import not_found
 from tenancy.models import Tenant
 from tenancy.scoping import owned
 

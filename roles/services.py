@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
+from core.exceptions import conflict
 from roles.models import DEFAULT_ROLE_NAME, Role
-from tenancy.errors import conflict
 from tenancy.models import Tenant
 
 

@@ -6,7 +6,7 @@ from typing import TypeVar
 
 from django.db import models
 
-from tenancy.errors import not_found
+from core.exceptions import not_found
 from tenancy.models import Tenant
 
 M = TypeVar("M", bound=models.Model)

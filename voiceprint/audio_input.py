@@ -23,8 +23,8 @@ from django.conf import settings
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 
-from tenancy.errors import ApiError, ErrorCode, invalid
-from tenancy.input_guard import check_parameters
+from core.exceptions import ApiError, ErrorCode, invalid
+from core.input_guard import check_parameters
 from utilities.url_fetch import FetchPolicy, UrlNotAllowedError, fetch_url, parse_allowlist
 from voiceprint.limits import KB, MAX_AUDIO_BYTES, MAX_RAW_BODY_BYTES
 

@@ -20,11 +20,11 @@ from django.utils import timezone
 
 import engine
 from config import observability
+from core.exceptions import conflict
 from devices.models import Device
 from interrupts.selectors import may_interrupt
 from roles.models import Role
 from roles.selectors import default_role
-from tenancy.errors import conflict
 from tenancy.models import Tenant, new_public_id
 from tenancy.scoping import owned
 from voiceprint.embedding import compute_embedding

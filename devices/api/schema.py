@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from devices.api.serializers import (
-    DeviceCreateSerializer,
-    DeviceSerializer,
-    DeviceUpdateSerializer,
-)
-from tenancy.errors import ErrorCode
-from tenancy.schema import (
+from core.exceptions import ErrorCode
+from core.schema import (
     COMMON_ERRORS,
     envelope_error,
     envelope_example,
     enveloped,
     request_example,
+)
+from devices.api.serializers import (
+    DeviceCreateSerializer,
+    DeviceSerializer,
+    DeviceUpdateSerializer,
 )
 
 TAGS = ["devices"]

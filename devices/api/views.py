@@ -2,6 +2,7 @@
 
 from drf_spectacular.utils import extend_schema
 
+from core.envelope import VoiceprintAPIView, ok
 from devices import selectors, services
 from devices.api import schema
 from devices.api.serializers import (
@@ -9,7 +10,6 @@ from devices.api.serializers import (
     DeviceSerializer,
     DeviceUpdateSerializer,
 )
-from tenancy.envelope import VoiceprintAPIView, ok
 
 
 def _device_reply(tenant, device_id: str):

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from tenancy.fields import TrueFalseStringField
+from core.fields import TrueFalseStringField
 
 
 class RoleInterruptSerializer(serializers.Serializer):

@@ -4,11 +4,11 @@ from dataclasses import asdict
 
 from drf_spectacular.utils import extend_schema
 
+from core.envelope import VoiceprintAPIView, ok
+from core.exceptions import invalid
 from interrupts import selectors, services
 from interrupts.api import schema
 from interrupts.api.serializers import AgentInterruptsSerializer
-from tenancy.envelope import VoiceprintAPIView, ok
-from tenancy.errors import invalid
 
 MAX_AGENT_ID_LENGTH = 128
 

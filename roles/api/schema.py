@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from roles.api.serializers import RoleCreatedSerializer, RoleCreateSerializer, RoleSerializer
-from tenancy.errors import ErrorCode
-from tenancy.schema import (
+from core.exceptions import ErrorCode
+from core.schema import (
     COMMON_ERRORS,
     envelope_error,
     envelope_example,
     enveloped,
     request_example,
 )
+from roles.api.serializers import RoleCreatedSerializer, RoleCreateSerializer, RoleSerializer
 
 TAGS = ["roles"]
 

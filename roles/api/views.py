@@ -2,10 +2,10 @@
 
 from drf_spectacular.utils import extend_schema
 
+from core.envelope import VoiceprintAPIView, ok
 from roles import selectors, services
 from roles.api import schema
 from roles.api.serializers import RoleCreateSerializer, RoleSerializer
-from tenancy.envelope import VoiceprintAPIView, ok
 
 
 class RoleListView(VoiceprintAPIView):

@@ -9,8 +9,8 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from tenancy.errors import ErrorCode
-from tenancy.schema import BUSINESS_CODES
+from core.exceptions import ErrorCode
+from core.schema import BUSINESS_CODES
 
 AUDIO_OPERATIONS = {
     "voices_create": {"X-Device-ID", "X-Role-ID", "X-Threshold", "X-Voice-Name", "X-Audio-URL"},

@@ -38,7 +38,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from config.wsgi import application
-from tenancy.errors import ErrorCode
+from core.exceptions import ErrorCode
 from tests.helpers import VP, envelope
 from tests.local_servers import AudioServer
 

@@ -12,6 +12,11 @@ from tests.helpers import VP, envelope
 
 @pytest.mark.django_db
 class TestBearerAuth:
+    def test_a_refusal_carries_the_bearer_challenge(self, tenant):
+        response = make_client(None).get(VP + "roles")
+        envelope(response, 40100)
+        assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+
     def test_missing_token_is_40100(self, tenant):
         envelope(make_client(None).get(VP + "roles"), 40100)
 

@@ -14,9 +14,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter
 from rest_framework import serializers
 
-from tenancy.envelope import VOICEPRINT_PREFIX
-from tenancy.errors import ErrorCode
-from tenancy.schema import (
+from core.envelope import VOICEPRINT_PREFIX
+from core.exceptions import ErrorCode
+from core.schema import (
     COMMON_ERRORS,
     EMPTY_WAV_BASE64,
     envelope_error,

@@ -6,7 +6,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from tenancy.fields import TrueFalseStringField
+from core.fields import TrueFalseStringField
 from voiceprint.models import Voice
 
 MAX_TOP_K = 50

@@ -7,12 +7,12 @@ from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 
+from core.envelope import VoiceprintAPIView, ok
+from core.exceptions import not_found
+from core.fields import validated
+from core.input_guard import BODY_PARSERS
 from devices.selectors import device_get_plain
 from roles.selectors import role_get
-from tenancy.envelope import VoiceprintAPIView, ok
-from tenancy.errors import not_found
-from tenancy.fields import validated
-from tenancy.input_guard import BODY_PARSERS
 from voiceprint import selectors, services
 from voiceprint.api import schema
 from voiceprint.api.serializers import (

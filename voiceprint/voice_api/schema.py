@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
-from tenancy.errors import ErrorCode
-from tenancy.schema import BUSINESS_CODES, EMPTY_WAV_BASE64, request_example, voice_error
+from core.exceptions import ErrorCode
+from core.schema import BUSINESS_CODES, EMPTY_WAV_BASE64, request_example, voice_error
 from voiceprint.voice_api import serializers as s
 
 TAGS = ["voice"]

@@ -15,9 +15,9 @@ import numpy as np
 
 import engine
 from config import observability
+from core.exceptions import ApiError, ErrorCode
 from engine.attributes import load_gender_head
 from engine.audio_classifiers import classify
-from tenancy.errors import ApiError, ErrorCode
 from tenancy.models import Tenant
 from tenancy.scoping import get_owned, owned
 from voiceprint import services

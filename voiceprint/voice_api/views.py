@@ -5,9 +5,9 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
-from tenancy.envelope import VoiceAPIView
-from tenancy.fields import validated
-from tenancy.input_guard import JSONParser
+from core.envelope import VoiceAPIView
+from core.fields import validated
+from core.input_guard import JSONParser
 from voiceprint.audio_input import audio_from_reference
 from voiceprint.voice_api import schema, services
 from voiceprint.voice_api import serializers as s

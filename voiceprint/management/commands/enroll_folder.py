@@ -6,9 +6,9 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 import engine
+from core.exceptions import ApiError
 from devices.models import Device
 from engine.evaluation import audio_files, speaker_label
-from tenancy.errors import ApiError
 from tenancy.models import Tenant
 from voiceprint import services
 from voiceprint.models import Voice

@@ -6,7 +6,7 @@ from django.db import transaction
 from tqdm import tqdm
 
 import engine
-from tenancy.errors import ApiError
+from core.exceptions import ApiError
 from voiceprint.embedding import compute_embedding
 from voiceprint.models import Voice
 from voiceprint.services import centroid_of

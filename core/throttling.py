@@ -24,7 +24,7 @@ import time
 from redis.exceptions import RedisError
 from rest_framework.throttling import SimpleRateThrottle
 
-from tenancy.authentication import TenantPrincipal
+from core.authentication import TenantPrincipal
 
 logger = logging.getLogger(__name__)
 

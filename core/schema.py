@@ -19,7 +19,7 @@ from drf_spectacular.utils import OpenApiExample, inline_serializer
 from rest_framework import serializers
 from rest_framework.fields import empty
 
-from tenancy.errors import ErrorCode
+from core.exceptions import ErrorCode
 
 # --- the envelope ------------------------------------------------------------------------
 
@@ -127,9 +127,9 @@ COMMON_ERRORS = [UNAUTHORIZED, RATE_LIMITED]
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
-    """`Authorization: Bearer <token>` (tenancy.authentication.BearerTokenAuthentication)."""
+    """`Authorization: Bearer <token>` (core.authentication.BearerTokenAuthentication)."""
 
-    target_class = "tenancy.authentication.BearerTokenAuthentication"
+    target_class = "core.authentication.BearerTokenAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):
@@ -148,7 +148,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 class TrueFalseStringFieldExtension(OpenApiSerializerFieldExtension):
     """ "true"/"false" strings in replies; those strings or booleans in requests."""
 
-    target_class = "tenancy.fields.TrueFalseStringField"
+    target_class = "core.fields.TrueFalseStringField"
 
     def map_serializer_field(self, auto_schema, direction):
         as_string = {"type": "string", "enum": ["true", "false"]}

@@ -1,15 +1,15 @@
-"""Business error codes (API.md) and the one mapping from exceptions to them.
+"""The one mapping from exceptions to business codes.
 
-Views and services raise `ApiError` (or let DRF / engine exceptions through);
-`api_error_from_exception` turns anything into an `ApiError`, and the two API surfaces
-render it their own way (tenancy.envelope).
+Views and services raise `ApiError` (core.exceptions), or let the typed errors of DRF,
+Django, the database, the engine and the URL fetcher through; `api_error_from_exception`
+turns any of them into an `ApiError`, and the two API surfaces render it their own way
+(core.envelope).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from enum import IntEnum
 
 from django.conf import settings
 from django.core.exceptions import (
@@ -24,70 +24,10 @@ from django.http import Http404
 from rest_framework import exceptions as drf
 
 import engine.errors as engine_errors
+from core.exceptions import ApiError, ErrorCode
 from utilities import url_fetch
 
 logger = logging.getLogger(__name__)
-
-
-class ErrorCode(IntEnum):
-    OK = 0
-    INVALID_PARAMETER = 40000
-    NO_AUDIO = 40001
-    UNDECODABLE_AUDIO = 40002
-    TOO_LITTLE_SPEECH = 40003
-    UNAUTHORIZED = 40100
-    NOT_FOUND = 40400
-    CONFLICT = 40900
-    AUDIO_TOO_LARGE = 41300
-    RATE_LIMITED = 42900
-    INTERNAL = 50000
-    NOT_IMPLEMENTED = 50100
-    FETCH_FAILED = 50200
-    UNAVAILABLE = 50300
-
-    @property
-    def http_status(self) -> int:
-        """The HTTP status the Voice API answers with (the Voiceprint API always uses 200)."""
-        return _HTTP_STATUS[self]
-
-
-_HTTP_STATUS = {
-    ErrorCode.OK: 200,
-    ErrorCode.INVALID_PARAMETER: 400,
-    ErrorCode.NO_AUDIO: 400,
-    ErrorCode.UNDECODABLE_AUDIO: 415,
-    ErrorCode.TOO_LITTLE_SPEECH: 422,
-    ErrorCode.UNAUTHORIZED: 401,
-    ErrorCode.NOT_FOUND: 404,
-    ErrorCode.CONFLICT: 409,
-    ErrorCode.AUDIO_TOO_LARGE: 413,
-    ErrorCode.RATE_LIMITED: 429,
-    ErrorCode.INTERNAL: 500,
-    ErrorCode.NOT_IMPLEMENTED: 501,
-    ErrorCode.FETCH_FAILED: 502,
-    ErrorCode.UNAVAILABLE: 503,
-}
-
-
-class ApiError(Exception):
-    """An error with a business code and a message that is safe to show to the client."""
-
-    def __init__(self, code: ErrorCode, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def invalid(field: str, problem: str) -> ApiError:
-    return ApiError(ErrorCode.INVALID_PARAMETER, f"{field}: {problem}")
-
-
-def not_found(what: str) -> ApiError:
-    return ApiError(ErrorCode.NOT_FOUND, f"{what} not found")
-
-
-def conflict(message: str) -> ApiError:
-    return ApiError(ErrorCode.CONFLICT, message)
 
 
 def api_error_from_exception(exc: Exception) -> ApiError:

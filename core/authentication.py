@@ -1,18 +1,15 @@
-"""Bearer-token authentication: every API request resolves to exactly one tenant."""
+"""The API's auth scheme: a bearer token resolves every request to exactly one tenant
+(the tokens themselves, and their lookup, are tenancy's)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
-from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
 from tenancy.models import ApiToken, Tenant
-from tenancy.tokens import digests_match, parse_prefix
-
-# Recording every use would turn each read into a write; a minute's precision is plenty.
-LAST_USED_PRECISION = timedelta(minutes=1)
+from tenancy.selectors import token_find_active
+from tenancy.services import token_mark_used
 
 
 @dataclass(frozen=True)
@@ -41,34 +38,14 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         plaintext = plaintext.strip()
         if scheme.lower() != self.keyword.lower() or not plaintext:
             raise exceptions.AuthenticationFailed("Authorization must be 'Bearer <token>'")
-        token = find_active_token(plaintext)
+        token = token_find_active(plaintext)
         if token is None:
             raise exceptions.AuthenticationFailed("invalid or revoked token")
-        _touch(token)
+        token_mark_used(token)
         return TenantPrincipal(tenant=token.tenant, token_id=token.pk), token
 
     def authenticate_header(self, request) -> str:
         return f'{self.keyword} realm="api"'
-
-
-def find_active_token(plaintext: str) -> ApiToken | None:
-    """The active token with this plaintext, compared in constant time, else None."""
-    prefix = parse_prefix(plaintext)
-    if prefix is None:
-        return None
-    candidates = ApiToken.objects.select_related("tenant").filter(
-        prefix=prefix, revoked_at__isnull=True, tenant__is_active=True
-    )
-    for token in candidates:
-        if digests_match(plaintext, token.digest):
-            return token
-    return None
-
-
-def _touch(token: ApiToken) -> None:
-    now = timezone.now()
-    if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
 
 
 class IsTenant(permissions.BasePermission):

@@ -6,7 +6,7 @@
 - JSON nested deeper than :data:`MAX_JSON_DEPTH`: no request of either API nests more than
   a few levels, and deep nesting exhausts the recursion of Python's JSON decoder.
 
-The two base views (tenancy.envelope) check path and query; the parsers below check bodies,
+The two base views (core.envelope) check path and query; the parsers below check bodies,
 and voiceprint.audio_input the `X-` headers of raw-body requests.
 """
 
@@ -22,7 +22,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
 from rest_framework.utils import json
 
-from tenancy.errors import ApiError, invalid
+from core.exceptions import ApiError, invalid
 
 #: Deepest JSON accepted; the deepest request body of either API nests 3 levels.
 MAX_JSON_DEPTH = 32

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.views import defaults
 
-from tenancy.envelope import VOICE_PREFIX, VOICEPRINT_PREFIX, error_response
-from tenancy.errors import ApiError, ErrorCode, api_error_from_exception
+from core.envelope import VOICE_PREFIX, VOICEPRINT_PREFIX, error_response
+from core.exception_handlers import api_error_from_exception
+from core.exceptions import ApiError, ErrorCode
 
 _API_PREFIXES = (VOICEPRINT_PREFIX, VOICE_PREFIX)
 

@@ -4,7 +4,7 @@
 - Voice API (`/v1/voice/`): real HTTP statuses, failures as `{"error": {code, message}}`.
 
 Both refuse NUL characters in path and query parameters before a view runs
-(tenancy.input_guard).
+(core.input_guard).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tenancy.errors import ApiError, ErrorCode, api_error_from_exception
-from tenancy.input_guard import check_request_parameters
+from core.exception_handlers import api_error_from_exception
+from core.exceptions import ApiError, ErrorCode
+from core.input_guard import check_request_parameters
 
 VOICEPRINT_PREFIX = "/v1/voiceprint/"
 VOICE_PREFIX = "/v1/voice/"
@@ -58,11 +59,8 @@ class VoiceprintAPIView(CheckedAPIView):
     # like any other method the view does not have.
     metadata_class = None
 
-    def handle_exception(self, exc: Exception) -> Response:
-        error = api_error_from_exception(exc)
-        response = Response(envelope_body(error), status=200)
-        response.exception = True
-        return response
+    def get_exception_handler(self):
+        return voiceprint_exception_handler
 
 
 class VoiceAPIView(CheckedAPIView):
@@ -70,16 +68,36 @@ class VoiceAPIView(CheckedAPIView):
 
     metadata_class = None  # as above: OPTIONS is a method these views do not have
 
-    def handle_exception(self, exc: Exception) -> Response:
-        error = api_error_from_exception(exc)
-        response = Response(voice_error_body(error), status=error.code.http_status)
-        if error.code == ErrorCode.UNAUTHORIZED:
-            response["WWW-Authenticate"] = 'Bearer realm="api"'
-        response.exception = True
-        return response
+    def get_exception_handler(self):
+        return voice_exception_handler
 
 
-def exception_handler(exc: Exception, context: dict) -> Response:
-    """DRF's EXCEPTION_HANDLER, for views outside the two surfaces (none map to 500)."""
+def voiceprint_exception_handler(exc: Exception, context: dict) -> Response:
+    """DRF exception handler of the Voiceprint API: an HTTP 200 envelope, with DRF's
+    headers (`Retry-After` on 42900, `WWW-Authenticate` on 40100)."""
     error = api_error_from_exception(exc)
-    return Response(voice_error_body(error), status=error.code.http_status)
+    return Response(envelope_body(error), status=200, headers=_drf_headers(exc))
+
+
+def voice_exception_handler(exc: Exception, context: dict) -> Response:
+    """DRF exception handler of the Voice API (and of views outside both surfaces)."""
+    error = api_error_from_exception(exc)
+    headers = _drf_headers(exc)
+    if error.code == ErrorCode.UNAUTHORIZED:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="api"')
+    return Response(voice_error_body(error), status=error.code.http_status, headers=headers)
+
+
+#: settings.REST_FRAMEWORK["EXCEPTION_HANDLER"], for views outside the two surfaces.
+exception_handler = voice_exception_handler
+
+
+def _drf_headers(exc: Exception) -> dict[str, str]:
+    """The headers DRF's own exception handler sends: APIView.handle_exception puts the
+    authentication challenge on the exception, and a throttle its wait."""
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(max(1, round(exc.wait)))
+    return headers
