@@ -187,7 +187,7 @@ REST_FRAMEWORK = {
         "core.input_guard.MultiPartParser",
     ],
     "EXCEPTION_HANDLER": "core.envelope.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",
     "DEFAULT_THROTTLE_CLASSES": ["core.throttling.TenantRateThrottle"],

@@ -18,7 +18,7 @@ from console.admin_utils import count_of
 from console.scoping import TenantScopedAdminMixin
 from devices.models import Device
 from tenancy.models import ApiToken, OperatorProfile, Tenant
-from tenancy.services import issue_token, revoke_token, set_up_new_tenant
+from tenancy.services import tenant_set_up, token_issue, token_revoke
 from voiceprint.models import Voice
 
 #: Fields of a token the console shows. The digest is never one of them.
@@ -142,7 +142,7 @@ class TenantAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if not change:
-            issued = set_up_new_tenant(obj, token_label="console")
+            issued = tenant_set_up(obj, token_label="console")
             request.console_issued_tokens = [(obj, issued)]
 
     def response_add(self, request, obj, post_url_continue=None):
@@ -156,7 +156,7 @@ class TenantAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         description="Create a token for the selected tenants", permissions=("create_token",)
     )
     def create_tokens(self, request, queryset):
-        issued = [(tenant, issue_token(tenant, label="console")) for tenant in queryset]
+        issued = [(tenant, token_issue(tenant, label="console")) for tenant in queryset]
         return self._tokens_created(request, issued, next_url=request.get_full_path())
 
     def create_token_view(self, request, object_id):
@@ -168,7 +168,7 @@ class TenantAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         if tenant is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         label = request.POST.get("label", "").strip()[:100]
-        issued = issue_token(tenant, label=label)
+        issued = token_issue(tenant, label=label)
         return self._tokens_created(request, [(tenant, issued)], next_url="../change/")
 
     def _tokens_created(self, request, issued, next_url):
@@ -210,7 +210,7 @@ class ApiTokenAdmin(ReadOnlyTokenMixin, TenantScopedAdminMixin, admin.ModelAdmin
     def revoke_tokens(self, request, queryset):
         active = [token for token in queryset if token.is_active]
         for token in active:
-            revoke_token(token)
+            token_revoke(token)
         self.message_user(request, f"Revoked {len(active)} token(s).", messages.SUCCESS)
 
 

@@ -33,3 +33,12 @@ def admin_links(objects, empty: str = "—") -> str:
     if not objects:
         return empty
     return format_html_join(", ", "{}", ((admin_link(obj),) for obj in objects))
+
+
+def adopt(obj: models.Model, saved: models.Model) -> None:
+    """Make the admin's unsaved `obj` the record a service saved in its place, so that the
+    admin's log entry, message and redirect name that record."""
+    for field in saved._meta.concrete_fields:
+        setattr(obj, field.attname, getattr(saved, field.attname))
+    obj._state.adding = False
+    obj._state.db = saved._state.db

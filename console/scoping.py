@@ -96,12 +96,17 @@ class TenantScopedAdminMixin:
         return [c for c in columns if c != "tenant"]
 
     def save_model(self, request, obj, form, change):
+        self.assign_tenant(request, obj)
+        super().save_model(request, obj, form, change)
+
+    def assign_tenant(self, request, obj) -> None:
+        """Give `obj` the operator's tenant, whatever the form said (for an admin whose
+        save_model calls a service instead of saving `obj`)."""
         if not is_unrestricted(request) and self.tenant_path == "tenant":
             tenant = operator_tenant(request)
             if tenant is None:  # such a user is offered no tenant; never write for them
                 raise PermissionDenied
             obj.tenant = tenant
-        super().save_model(request, obj, form, change)
 
 
 def _filter_field(list_filter) -> str | None:

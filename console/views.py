@@ -23,8 +23,8 @@ def identify_test(request: HttpRequest, site: AdminSite) -> HttpResponse:
         if form.is_valid():
             device = form.cleaned_data["device"]
             try:
-                result = services.identify_on_device(
-                    tenant=device.tenant,
+                result = services.voice_identify(
+                    device.tenant,
                     device=device,
                     audio=form.cleaned_data["audio"].read(),
                     agent_id=form.cleaned_data["agent_id"] or None,

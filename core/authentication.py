@@ -38,7 +38,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         plaintext = plaintext.strip()
         if scheme.lower() != self.keyword.lower() or not plaintext:
             raise exceptions.AuthenticationFailed("Authorization must be 'Bearer <token>'")
-        token = token_find_active(plaintext)
+        token = token_find_active(plaintext=plaintext)
         if token is None:
             raise exceptions.AuthenticationFailed("invalid or revoked token")
         token_mark_used(token)

@@ -1,5 +1,7 @@
 """OpenAPI pieces shared by both API surfaces.
 
+- `AutoSchema`: drf-spectacular's, with component names after the serializers' naming
+  convention (`component_name`);
 - `enveloped()`: the response schema of a Voiceprint API reply, `{code, msg, data}`;
 - example builders for envelope replies and Voice API errors;
 - the bearer-token security scheme (an extension of drf-spectacular, registered on import);
@@ -9,8 +11,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from drf_spectacular import openapi
 from drf_spectacular.extensions import (
     OpenApiAuthenticationExtension,
     OpenApiSerializerFieldExtension,
@@ -21,6 +25,31 @@ from rest_framework.fields import empty
 
 from core.exceptions import ErrorCode
 
+# --- component names ---------------------------------------------------------------------
+
+_CONVENTION_SUFFIX = re.compile(r"(Input|Output)?(Serializer)?$")
+
+
+def component_name(serializer_class: type) -> str:
+    """The OpenAPI name of a serializer's shape: its class name without the `Input`/`Output`
+    and `Serializer` of the naming convention (`DeviceOutputSerializer` -> `Device`,
+    `DeviceCreateInputSerializer` -> `DeviceCreate`, which drf-spectacular names
+    `DeviceCreateRequest` as a request body). A serializer nested in a view is named after
+    the view (`DeviceCreateView.InputSerializer` -> `DeviceCreate`), so that the views'
+    many `InputSerializer`s do not collide."""
+    owner, name = ["", *serializer_class.__qualname__.split(".")][-2:]
+    if owner.endswith("View"):
+        name = owner.removesuffix("View") + name
+    return _CONVENTION_SUFFIX.sub("", name)
+
+
+class AutoSchema(openapi.AutoSchema):
+    """drf-spectacular's schema generator, naming components with `component_name`."""
+
+    def get_serializer_name(self, serializer: serializers.Serializer, direction: str) -> str:
+        return component_name(type(serializer))
+
+
 # --- the envelope ------------------------------------------------------------------------
 
 _ENVELOPES: dict[str, type[serializers.Serializer]] = {}
@@ -29,8 +58,7 @@ _ENVELOPES: dict[str, type[serializers.Serializer]] = {}
 def _serializer_name(data: serializers.BaseSerializer | type[serializers.BaseSerializer]) -> str:
     if isinstance(data, serializers.ListSerializer):
         return f"{_serializer_name(data.child)}List"
-    cls = data if isinstance(data, type) else type(data)
-    return cls.__name__.removesuffix("Serializer")
+    return component_name(data if isinstance(data, type) else type(data))
 
 
 def enveloped(data: serializers.BaseSerializer | type[serializers.BaseSerializer] | None):

@@ -8,10 +8,10 @@ from django.db.models.functions import Cast, NullIf
 from django.urls import reverse
 from django.utils.html import format_html
 
-from console.admin_utils import admin_links
+from console.admin_utils import admin_links, adopt
 from console.scoping import TenantScopedAdminMixin
 from devices.models import Device
-from devices.services import delete_device
+from devices.services import device_create, device_delete, device_update
 
 
 @admin.register(Device)
@@ -106,10 +106,19 @@ class DeviceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         url = reverse("admin:identify")
         return format_html('<a href="{}?device={}">identify test</a>', url, device.pk)
 
+    # --- writes go through devices.services ---------------------------------------------
+
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.device_name = obj.device_name or obj.device_id  # as devices.services does
-        super().save_model(request, obj, form, change)
+        if change:  # only the name can change: the tenant and the device_id are read-only
+            device_update(obj, device_name=obj.device_name)
+            return
+        self.assign_tenant(request, obj)
+        device = device_create(obj.tenant, device_id=obj.device_id, device_name=obj.device_name)
+        adopt(obj, device)
 
     def delete_model(self, request, obj):
-        delete_device(obj)
+        device_delete(obj)
+
+    def delete_queryset(self, request, queryset):
+        for device in queryset:
+            device_delete(device)

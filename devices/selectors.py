@@ -19,13 +19,15 @@ def _with_voices(queryset: QuerySet[Device]) -> QuerySet[Device]:
 
 
 def device_list(tenant: Tenant) -> QuerySet[Device]:
+    """The tenant's devices, each with its bound voices and their count."""
     return _with_voices(owned(Device, tenant))
 
 
-def device_get(tenant: Tenant, device_id: str) -> Device:
-    return get_owned(_with_voices(owned(Device, tenant)), tenant, "device", device_id=device_id)
-
-
-def device_get_plain(tenant: Tenant, device_id: str) -> Device:
+def device_get(tenant: Tenant, *, device_id: str) -> Device:
     """The device alone, for writes."""
     return get_owned(Device, tenant, "device", device_id=device_id)
+
+
+def device_get_with_voices(tenant: Tenant, *, device_id: str) -> Device:
+    """The device with its bound voices and their count, for the device object."""
+    return get_owned(_with_voices(owned(Device, tenant)), tenant, "device", device_id=device_id)

@@ -9,7 +9,8 @@ from devices.models import Device
 from tenancy.models import Tenant
 
 
-def create_device(tenant: Tenant, device_id: str, device_name: str = "") -> Device:
+def device_create(tenant: Tenant, *, device_id: str, device_name: str = "") -> Device:
+    """A new device of `tenant`; without a name it is named after its id."""
     try:
         with transaction.atomic():
             return Device.objects.create(
@@ -19,12 +20,12 @@ def create_device(tenant: Tenant, device_id: str, device_name: str = "") -> Devi
         raise conflict(f"device_id: device {device_id!r} already exists") from None
 
 
-def rename_device(device: Device, device_name: str) -> Device:
+def device_update(device: Device, *, device_name: str) -> Device:
     device.device_name = device_name
     device.save(update_fields=["device_name", "updated_at"])
     return device
 
 
-def delete_device(device: Device) -> None:
+def device_delete(device: Device) -> None:
     """Delete a device; its voice bindings go with it, the voices stay."""
     device.delete()

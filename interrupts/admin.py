@@ -15,8 +15,8 @@ from django.utils.html import format_html
 from console.forms import AgentForm
 from console.scoping import TenantScopedAdminMixin, scope
 from interrupts.models import RoleInterrupt
-from interrupts.selectors import agent_settings
-from interrupts.services import update_agent_settings
+from interrupts.selectors import role_interrupt_list
+from interrupts.services import role_interrupt_update
 
 
 class RoleInterruptForm(forms.ModelForm):
@@ -72,16 +72,18 @@ class RoleInterruptAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                 if not self.has_change_permission(request):
                     raise PermissionDenied
                 allowed = set(request.POST.getlist("interrupt"))
-                roles = agent_settings(tenant, agent_id)
-                update_agent_settings(
-                    tenant, agent_id, {role.role_id: role.role_id in allowed for role in roles}
+                roles = role_interrupt_list(tenant, agent_id=agent_id)
+                role_interrupt_update(
+                    tenant,
+                    agent_id=agent_id,
+                    settings={role.role_id: role.role_id in allowed for role in roles},
                 )
                 self.message_user(
                     request, f"Saved the settings of agent {agent_id}.", messages.SUCCESS
                 )
                 query = urlencode({"tenant": tenant.pk, "agent_id": agent_id})
                 return HttpResponseRedirect(f"{request.path}?{query}")
-            roles = agent_settings(tenant, agent_id)
+            roles = role_interrupt_list(tenant, agent_id=agent_id)
         known_agents = (
             scope(RoleInterrupt.objects.all(), request, "tenant")
             .values_list("tenant_id", "tenant__name", "agent_id")

@@ -20,7 +20,7 @@ class RoleInterruptSetting:
     interrupt: bool
 
 
-def agent_settings(tenant: Tenant, agent_id: str) -> list[RoleInterruptSetting]:
+def role_interrupt_list(tenant: Tenant, *, agent_id: str) -> list[RoleInterruptSetting]:
     """One entry per role of the tenant; roles without a setting may interrupt."""
     stored = dict(
         owned(RoleInterrupt, tenant).filter(agent_id=agent_id).values_list("role_id", "interrupt")
@@ -31,8 +31,9 @@ def agent_settings(tenant: Tenant, agent_id: str) -> list[RoleInterruptSetting]:
     ]
 
 
-def may_interrupt(tenant: Tenant, agent_id: str, role: Role | None) -> bool:
-    """The decision identify returns: an unknown speaker (no role) never interrupts."""
+def role_interrupt_get(tenant: Tenant, *, agent_id: str, role: Role | None) -> bool:
+    """Whether `role` may interrupt the agent: the decision identify returns. An unknown
+    speaker (no role) never interrupts."""
     if role is None:
         return False
     setting = (

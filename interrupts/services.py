@@ -12,7 +12,7 @@ from tenancy.scoping import owned
 
 
 @transaction.atomic
-def update_agent_settings(tenant: Tenant, agent_id: str, settings: dict[str, bool]) -> None:
+def role_interrupt_update(tenant: Tenant, *, agent_id: str, settings: dict[str, bool]) -> None:
     """Store `{role_id: interrupt}` for an agent. Every role must be the tenant's;
     one unknown role refuses the whole update, so nothing is half-applied."""
     roles = {role.role_id: role for role in owned(Role, tenant).filter(role_id__in=settings)}

@@ -7,7 +7,7 @@ from django.db.models import Count
 
 from console.scoping import TenantScopedAdminMixin
 from roles.models import Role
-from roles.services import delete_role
+from roles.services import role_delete
 
 
 @admin.register(Role)
@@ -36,9 +36,9 @@ class RoleAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         return super().has_delete_permission(request, obj)
 
     def delete_model(self, request, obj):
-        delete_role(obj)
+        role_delete(obj)
 
     def delete_queryset(self, request, queryset):
         # A selection with a default role never gets here: has_delete_permission refuses it.
         for role in queryset.filter(is_default=False):
-            delete_role(role)
+            role_delete(role)

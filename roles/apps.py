@@ -8,12 +8,12 @@ class RolesConfig(AppConfig):
     verbose_name = "Roles"
 
     def ready(self) -> None:
-        from roles.services import create_default_role
+        from roles.services import role_create_default
         from tenancy.signals import tenant_created
 
         # Every tenant starts with its default role (API.md), made in the same transaction.
         tenant_created.connect(
-            lambda sender, tenant, **kwargs: create_default_role(tenant),
+            lambda sender, tenant, **kwargs: role_create_default(tenant),
             weak=False,
-            dispatch_uid="roles.create_default_role",
+            dispatch_uid="roles.role_create_default",
         )

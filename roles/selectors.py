@@ -13,9 +13,9 @@ def role_list(tenant: Tenant) -> QuerySet[Role]:
     return owned(Role, tenant)
 
 
-def role_get(tenant: Tenant, role_id: str) -> Role:
+def role_get(tenant: Tenant, *, role_id: str) -> Role:
     return get_owned(Role, tenant, "role", role_id=role_id)
 
 
-def default_role(tenant: Tenant) -> Role:
+def role_get_default(tenant: Tenant) -> Role:
     return owned(Role, tenant).get(is_default=True)

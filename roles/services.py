@@ -9,11 +9,11 @@ from roles.models import DEFAULT_ROLE_NAME, Role
 from tenancy.models import Tenant
 
 
-def create_default_role(tenant: Tenant) -> Role:
+def role_create_default(tenant: Tenant) -> Role:
     return Role.objects.create(tenant=tenant, name=DEFAULT_ROLE_NAME, is_default=True)
 
 
-def create_role(tenant: Tenant, name: str) -> Role:
+def role_create(tenant: Tenant, *, name: str) -> Role:
     try:
         with transaction.atomic():
             return Role.objects.create(tenant=tenant, name=name)
@@ -21,7 +21,7 @@ def create_role(tenant: Tenant, name: str) -> Role:
         raise conflict(f"role_name: a role named {name!r} already exists") from None
 
 
-def delete_role(role: Role) -> None:
+def role_delete(role: Role) -> None:
     """Delete a role; its voices stay (their role_bind becomes {}), its interrupt settings go."""
     if role.is_default:
         raise conflict("the default role cannot be deleted")

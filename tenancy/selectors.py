@@ -6,7 +6,7 @@ from tenancy.models import ApiToken
 from tenancy.tokens import digests_match, parse_prefix
 
 
-def token_find_active(plaintext: str) -> ApiToken | None:
+def token_find_active(*, plaintext: str) -> ApiToken | None:
     """The active token with this plaintext (of an active tenant), compared in constant
     time, else None."""
     prefix = parse_prefix(plaintext)

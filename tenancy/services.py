@@ -13,27 +13,27 @@ from tenancy.tokens import IssuedToken, generate_token
 
 
 @transaction.atomic
-def create_tenant(name: str, token_label: str = "") -> tuple[Tenant, IssuedToken]:
+def tenant_create(*, name: str, token_label: str = "") -> tuple[Tenant, IssuedToken]:
     """A new tenant and its first token (plaintext returned once)."""
     tenant = Tenant.objects.create(name=name)
-    return tenant, set_up_new_tenant(tenant, token_label)
+    return tenant, tenant_set_up(tenant, token_label=token_label)
 
 
 @transaction.atomic
-def set_up_new_tenant(tenant: Tenant, token_label: str = "") -> IssuedToken:
+def tenant_set_up(tenant: Tenant, *, token_label: str = "") -> IssuedToken:
     """What a just-saved tenant starts with: whatever the apps add on `tenant_created`
     (roles: the default role), and a first token, returned once."""
     tenant_created.send(sender=Tenant, tenant=tenant)
-    return issue_token(tenant, label=token_label)
+    return token_issue(tenant, label=token_label)
 
 
-def issue_token(tenant: Tenant, label: str = "") -> IssuedToken:
+def token_issue(tenant: Tenant, *, label: str = "") -> IssuedToken:
     issued = generate_token()
     ApiToken.objects.create(tenant=tenant, label=label, prefix=issued.prefix, digest=issued.digest)
     return issued
 
 
-def revoke_token(token: ApiToken) -> None:
+def token_revoke(token: ApiToken) -> None:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])

@@ -73,9 +73,9 @@ def make_client(token: str | None) -> APIClient:
 
 @pytest.fixture
 def tenant_and_token(db):
-    from tenancy.services import create_tenant
+    from tenancy.services import tenant_create
 
-    tenant, issued = create_tenant("acme")
+    tenant, issued = tenant_create(name="acme")
     return tenant, issued.plaintext
 
 
@@ -93,7 +93,7 @@ def api(tenant_and_token) -> APIClient:
 @pytest.fixture
 def other_api(db) -> APIClient:
     """An API client of a second tenant, for isolation tests."""
-    from tenancy.services import create_tenant
+    from tenancy.services import tenant_create
 
-    _, issued = create_tenant("globex")
+    _, issued = tenant_create(name="globex")
     return make_client(issued.plaintext)

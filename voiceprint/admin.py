@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.files.storage import default_storage
 from django.db.models import Count
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -24,8 +22,9 @@ from voiceprint.models import Voice, VoiceSample
 
 
 class VoiceChangeForm(forms.ModelForm):
-    """A voice's editable settings. Devices are bound through voiceprint.services (the
-    binding table carries the per-device capacity limit), so they are a plain form field."""
+    """A voice's editable settings, saved by voiceprint.services. Devices are bound through
+    it (the binding table carries the per-device capacity limit), so they are a plain form
+    field, checked with the service's own capacity check."""
 
     bound_devices = forms.ModelMultipleChoiceField(
         queryset=Device.objects.none(),
@@ -65,24 +64,16 @@ class VoiceChangeForm(forms.ModelForm):
 
     def clean_bound_devices(self):
         devices = self.cleaned_data["bound_devices"]
-        current = set(self.instance.bindings.values_list("device_id", flat=True))
-        limit = settings.VOICEPRINT_MAX_VOICES_PER_DEVICE
-        full = [
-            str(device)
-            for device in devices.annotate(voice_count=Count("bindings"))
-            if device.pk not in current and device.voice_count >= limit
-        ]
-        if full:
-            raise ValidationError(
-                f"Already holding {limit} voices (VOICEPRINT_MAX_VOICES_PER_DEVICE): "
-                + ", ".join(full)
-            )
+        try:
+            services.device_capacity_check(devices, voice=self.instance)
+        except SERVICE_ERRORS as exc:
+            raise ValidationError(describe(exc)) from None
         return devices
 
 
 class VoiceSampleInline(admin.TabularInline):
     model = VoiceSample
-    fields = ("player", "duration", "speech", "model", "created_at")
+    fields = ("player", "duration", "speech", "engine_name", "created_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -131,7 +122,7 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         "device_list",
         "sample_count",
         "threshold",
-        "model",
+        "engine_name",
         "store",
         "status",
         "created_at",
@@ -140,7 +131,7 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         "tenant",
         ("devices", admin.RelatedOnlyFieldListFilter),
         ("role", admin.RelatedOnlyFieldListFilter),
-        "model",
+        "engine_name",
         "store",
         "status",
     )
@@ -157,7 +148,7 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         "tenant",
         "voice_id",
         "status",
-        "model",
+        "engine_name",
         "dim",
         "store",
         "sample_count",
@@ -167,7 +158,10 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("tenant", "voice_id", "name", "status")}),
         ("Recognition", {"fields": ("threshold", "role", "bound_devices")}),
-        ("Engine and gallery", {"fields": ("model", "dim", "store", "labels", "sample_count")}),
+        (
+            "Engine and gallery",
+            {"fields": ("engine_name", "dim", "store", "labels", "sample_count")},
+        ),
         ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
     inlines = (VoiceSampleInline,)
@@ -202,20 +196,23 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     # --- writes go through voiceprint.services ------------------------------------------
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        services.update_voice(
+        # Only changes come here: a voice is added by enrollment (add_view).
+        data = form.cleaned_data
+        services.voice_update(
             obj,
-            threshold=form.cleaned_data["threshold"],
-            role=form.cleaned_data["role"],
-            devices=list(form.cleaned_data["bound_devices"]),
+            name=data["name"],
+            labels=data["labels"],
+            threshold=data["threshold"],
+            role=data["role"],
+            devices=data["bound_devices"],
         )
 
     def delete_model(self, request, obj):
-        services.delete_voice(obj)  # also removes the stored audio
+        services.voice_delete(obj)  # also removes the stored audio
 
     def delete_queryset(self, request, queryset):
         for voice in queryset:
-            services.delete_voice(voice)
+            services.voice_delete(voice)
 
     # --- enrollment, samples, audio -----------------------------------------------------
 
@@ -243,8 +240,8 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             if form.is_valid():
                 data = form.cleaned_data
                 try:
-                    voice = services.enroll_voice(
-                        tenant=data["tenant"],
+                    voice = services.voice_create(
+                        data["tenant"],
                         audio=data["audio"].read(),
                         devices=[data["device"]] if data["device"] else [],
                         role=data["role"],
@@ -280,7 +277,7 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         form = AddSampleForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             try:
-                services.add_sample(voice, form.cleaned_data["audio"].read())
+                services.voice_sample_add(voice, audio=form.cleaned_data["audio"].read())
             except SERVICE_ERRORS as exc:
                 form.add_error(None, f"The sample could not be added: {describe(exc)}")
             else:
@@ -317,7 +314,7 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         if sample is None:
             raise Http404("no such sample")
         try:
-            audio = default_storage.open(sample.audio.name, "rb")
+            audio = services.audio_open(sample.audio.name)
         except (FileNotFoundError, OSError) as exc:
             raise Http404("the sample's audio is missing from storage") from exc
         response = FileResponse(

@@ -2,7 +2,7 @@
 
 Embeddings live in pgvector columns typed `vector` without a fixed dimension, because
 engines differ (192 for the 3D-Speaker networks, 256 for GE2E). Each row records its
-engine (`model`) and `dim`; partial HNSW indexes on `centroid::vector(N)` per dimension
+engine (`engine_name`) and `dim`; partial HNSW indexes on `centroid::vector(N)` per dimension
 (see migrations) keep nearest-neighbour search an index query for every engine, and
 embeddings of different engines are never compared.
 """
@@ -42,8 +42,9 @@ class Voice(TenantOwned):
     #: Named gallery of the Voice API inside the tenant.
     store = models.CharField(max_length=64, default=DEFAULT_STORE)
     labels = models.JSONField(default=dict, blank=True)
-    #: Engine that made the centroid, and its dimension.
-    model = models.CharField(max_length=32)
+    #: Name of the speaker engine that made the centroid (the API's `model`), and its
+    #: dimension.
+    engine_name = models.CharField("engine", max_length=32)
     dim = models.PositiveSmallIntegerField()
     #: L2-normalised mean of the samples' embeddings.
     centroid = VectorField(null=True, blank=True)
@@ -52,7 +53,9 @@ class Voice(TenantOwned):
 
     class Meta:
         ordering = ["created_at", "pk"]
-        indexes = [models.Index(fields=["tenant", "store", "model"], name="voice_gallery_idx")]
+        indexes = [
+            models.Index(fields=["tenant", "store", "engine_name"], name="voice_gallery_idx")
+        ]
 
     def __str__(self) -> str:
         return self.name or self.voice_id
@@ -77,7 +80,8 @@ class VoiceSample(models.Model):
 
     voice = models.ForeignKey(Voice, on_delete=models.CASCADE, related_name="samples")
     audio = models.FileField(upload_to="voices/", max_length=255)
-    model = models.CharField(max_length=32)
+    #: Name of the speaker engine that made the embedding.
+    engine_name = models.CharField("engine", max_length=32)
     embedding = VectorField()
     duration_seconds = models.FloatField()
     speech_seconds = models.FloatField()

@@ -16,7 +16,7 @@ from tenancy.scoping import get_owned, owned
 from voiceprint.models import Voice
 
 
-def voices_with_relations(queryset: QuerySet[Voice]) -> QuerySet[Voice]:
+def _with_relations(queryset: QuerySet[Voice]) -> QuerySet[Voice]:
     """What the voice object needs, in a fixed number of queries."""
     return (
         queryset.select_related("role")
@@ -34,22 +34,15 @@ def voice_list(
         voices = voices.filter(devices__device_id=device_id, devices__tenant=tenant)
     if role_id:
         voices = voices.filter(role__role_id=role_id)
-    return voices_with_relations(voices)
+    return _with_relations(voices)
 
 
-def voice_get(tenant: Tenant, voice_id: str) -> Voice:
-    return get_owned(
-        voices_with_relations(owned(Voice, tenant)), tenant, "voice", voice_id=voice_id
-    )
+def voice_get(tenant: Tenant, *, voice_id: str) -> Voice:
+    return get_owned(_with_relations(owned(Voice, tenant)), tenant, "voice", voice_id=voice_id)
 
 
-def voice_get_for_update(tenant: Tenant, voice_id: str) -> Voice:
-    """The voice row, locked until the end of the transaction."""
-    return get_owned(owned(Voice, tenant).select_for_update(), tenant, "voice", voice_id=voice_id)
-
-
-def nearest_voices(
-    candidates: QuerySet[Voice], vector: np.ndarray, model: str, top_k: int
+def voice_list_nearest(
+    candidates: QuerySet[Voice], *, vector: np.ndarray, engine_name: str, top_k: int
 ) -> Sequence[Voice]:
     """The `top_k` voices among `candidates` closest to `vector` by cosine distance, each
     with `.distance`. Only voices of the same engine are compared. The expression matches
@@ -57,7 +50,7 @@ def nearest_voices(
     dim = len(vector)
     typed_centroid = Cast("centroid", VectorField(dimensions=dim))
     query = (
-        candidates.filter(model=model, dim=dim, centroid__isnull=False)
+        candidates.filter(engine_name=engine_name, dim=dim, centroid__isnull=False)
         .select_related("role")
         .annotate(distance=CosineDistance(typed_centroid, vector))
         .order_by("distance")[:top_k]

@@ -11,9 +11,9 @@ from core.schema import (
     request_example,
 )
 from devices.api.serializers import (
-    DeviceCreateSerializer,
-    DeviceSerializer,
-    DeviceUpdateSerializer,
+    DeviceCreateInputSerializer,
+    DeviceOutputSerializer,
+    DeviceUpdateInputSerializer,
 )
 
 TAGS = ["devices"]
@@ -41,7 +41,7 @@ LIST = {
     "tags": TAGS,
     "operation_id": "devices_list",
     "summary": "List the tenant's devices",
-    "responses": enveloped(DeviceSerializer(many=True)),
+    "responses": enveloped(DeviceOutputSerializer(many=True)),
     "examples": [envelope_example("Devices", [DEVICE]), *COMMON_ERRORS],
 }
 CREATE = {
@@ -50,8 +50,8 @@ CREATE = {
     "summary": "Register a device",
     "description": "`device_id` is chosen by the client (e.g. a MAC address), unique in the "
     "tenant.",
-    "request": DeviceCreateSerializer,
-    "responses": enveloped(DeviceSerializer),
+    "request": DeviceCreateInputSerializer,
+    "responses": enveloped(DeviceOutputSerializer),
     "examples": [
         request_example(
             "New device", {"device_id": "AA:BB:CC:DD:EE:FF", "device_name": "living-room speaker"}
@@ -66,15 +66,15 @@ GET = {
     "tags": TAGS,
     "operation_id": "devices_get",
     "summary": "Get a device and its identify stats",
-    "responses": enveloped(DeviceSerializer),
+    "responses": enveloped(DeviceOutputSerializer),
     "examples": [envelope_example("Device", DEVICE), DEVICE_NOT_FOUND, *COMMON_ERRORS],
 }
 UPDATE = {
     "tags": TAGS,
     "operation_id": "devices_update",
     "summary": "Rename a device",
-    "request": DeviceUpdateSerializer,
-    "responses": enveloped(DeviceSerializer),
+    "request": DeviceUpdateInputSerializer,
+    "responses": enveloped(DeviceOutputSerializer),
     "examples": [
         request_example("Rename", {"device_name": "kitchen speaker"}),
         envelope_example("Renamed", {**DEVICE, "device_name": "kitchen speaker"}),

@@ -3,29 +3,31 @@
 from drf_spectacular.utils import extend_schema
 
 from core.envelope import VoiceprintAPIView, ok
+from core.fields import validated
 from devices import selectors, services
 from devices.api import schema
 from devices.api.serializers import (
-    DeviceCreateSerializer,
-    DeviceSerializer,
-    DeviceUpdateSerializer,
+    DeviceCreateInputSerializer,
+    DeviceOutputSerializer,
+    DeviceUpdateInputSerializer,
 )
 
 
 def _device_reply(tenant, device_id: str):
-    return ok(DeviceSerializer(selectors.device_get(tenant, device_id)).data)
+    device = selectors.device_get_with_voices(tenant, device_id=device_id)
+    return ok(DeviceOutputSerializer(device).data)
 
 
 class DeviceListView(VoiceprintAPIView):
     @extend_schema(**schema.LIST)
     def get(self, request):
-        return ok(DeviceSerializer(selectors.device_list(request.user.tenant), many=True).data)
+        devices = selectors.device_list(request.user.tenant)
+        return ok(DeviceOutputSerializer(devices, many=True).data)
 
     @extend_schema(**schema.CREATE)
     def post(self, request):
-        params = DeviceCreateSerializer(data=request.data)
-        params.is_valid(raise_exception=True)
-        device = services.create_device(request.user.tenant, **params.validated_data)
+        params = validated(DeviceCreateInputSerializer, request.data)
+        device = services.device_create(request.user.tenant, **params)
         return _device_reply(request.user.tenant, device.device_id)
 
 
@@ -36,13 +38,12 @@ class DeviceDetailView(VoiceprintAPIView):
 
     @extend_schema(**schema.UPDATE)
     def put(self, request, device_id: str):
-        device = selectors.device_get_plain(request.user.tenant, device_id)
-        params = DeviceUpdateSerializer(data=request.data)
-        params.is_valid(raise_exception=True)
-        services.rename_device(device, params.validated_data["device_name"])
+        device = selectors.device_get(request.user.tenant, device_id=device_id)
+        params = validated(DeviceUpdateInputSerializer, request.data)
+        services.device_update(device, device_name=params["device_name"])
         return _device_reply(request.user.tenant, device_id)
 
     @extend_schema(**schema.DELETE)
     def delete(self, request, device_id: str):
-        services.delete_device(selectors.device_get_plain(request.user.tenant, device_id))
+        services.device_delete(selectors.device_get(request.user.tenant, device_id=device_id))
         return ok()

@@ -10,7 +10,10 @@ from core.schema import (
     enveloped,
     request_example,
 )
-from interrupts.api.serializers import AgentInterruptsSerializer
+from interrupts.api.serializers import (
+    RoleInterruptListOutputSerializer,
+    RoleInterruptUpdateInputSerializer,
+)
 
 TAGS = ["roleinterrupt"]
 
@@ -26,7 +29,7 @@ GET = {
     "operation_id": "roleinterrupt_get",
     "summary": "An agent's interrupt setting for every role",
     "description": 'One entry per role of the tenant; a role with no setting shows "true".',
-    "responses": enveloped(AgentInterruptsSerializer),
+    "responses": enveloped(RoleInterruptListOutputSerializer),
     "examples": [
         envelope_example("Settings", SETTINGS),
         envelope_error(ErrorCode.INVALID_PARAMETER, "agent_id: at most 128 characters"),
@@ -38,7 +41,7 @@ UPDATE = {
     "operation_id": "roleinterrupt_update",
     "summary": "Set an agent's interrupt setting per role",
     "description": 'Only `role_id` and `interrupt` ("true"/"false" or booleans) are read.',
-    "request": AgentInterruptsSerializer,
+    "request": RoleInterruptUpdateInputSerializer,
     "responses": enveloped(None),
     "examples": [
         request_example(

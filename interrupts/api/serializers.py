@@ -5,11 +5,22 @@ from rest_framework import serializers
 from core.fields import TrueFalseStringField
 
 
-class RoleInterruptSerializer(serializers.Serializer):
-    role_id = serializers.CharField(max_length=32)
-    role_name = serializers.CharField(read_only=True)
+class RoleInterruptOutputSerializer(serializers.Serializer):
+    role_id = serializers.CharField()
+    role_name = serializers.CharField()
     interrupt = TrueFalseStringField()
 
 
-class AgentInterruptsSerializer(serializers.Serializer):
-    roleinterrupt = RoleInterruptSerializer(many=True, allow_empty=True)
+class RoleInterruptListOutputSerializer(serializers.Serializer):
+    roleinterrupt = RoleInterruptOutputSerializer(many=True)
+
+
+class RoleInterruptSettingInputSerializer(serializers.Serializer):
+    """One role's setting; a `role_name` sent along (as GET shows it) is ignored."""
+
+    role_id = serializers.CharField(max_length=32)
+    interrupt = TrueFalseStringField()
+
+
+class RoleInterruptUpdateInputSerializer(serializers.Serializer):
+    roleinterrupt = RoleInterruptSettingInputSerializer(many=True, allow_empty=True)

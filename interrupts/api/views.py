@@ -6,9 +6,13 @@ from drf_spectacular.utils import extend_schema
 
 from core.envelope import VoiceprintAPIView, ok
 from core.exceptions import invalid
+from core.fields import validated
 from interrupts import selectors, services
 from interrupts.api import schema
-from interrupts.api.serializers import AgentInterruptsSerializer
+from interrupts.api.serializers import (
+    RoleInterruptListOutputSerializer,
+    RoleInterruptUpdateInputSerializer,
+)
 
 MAX_AGENT_ID_LENGTH = 128
 
@@ -22,15 +26,18 @@ def _checked_agent_id(agent_id: str) -> str:
 class RoleInterruptView(VoiceprintAPIView):
     @extend_schema(**schema.GET)
     def get(self, request, agent_id: str):
-        settings = selectors.agent_settings(request.user.tenant, _checked_agent_id(agent_id))
-        reply = AgentInterruptsSerializer({"roleinterrupt": [asdict(s) for s in settings]})
-        return ok(reply.data)
+        settings = selectors.role_interrupt_list(
+            request.user.tenant, agent_id=_checked_agent_id(agent_id)
+        )
+        reply = {"roleinterrupt": [asdict(setting) for setting in settings]}
+        return ok(RoleInterruptListOutputSerializer(reply).data)
 
     @extend_schema(**schema.UPDATE)
     def put(self, request, agent_id: str):
-        params = AgentInterruptsSerializer(data=request.data)
-        params.is_valid(raise_exception=True)
-        items = params.validated_data["roleinterrupt"]
-        settings = {item["role_id"]: item["interrupt"] for item in items}
-        services.update_agent_settings(request.user.tenant, _checked_agent_id(agent_id), settings)
+        items = validated(RoleInterruptUpdateInputSerializer, request.data)["roleinterrupt"]
+        services.role_interrupt_update(
+            request.user.tenant,
+            agent_id=_checked_agent_id(agent_id),
+            settings={item["role_id"]: item["interrupt"] for item in items},
+        )
         return ok()

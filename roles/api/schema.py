@@ -10,7 +10,11 @@ from core.schema import (
     enveloped,
     request_example,
 )
-from roles.api.serializers import RoleCreatedSerializer, RoleCreateSerializer, RoleSerializer
+from roles.api.serializers import (
+    RoleCreateInputSerializer,
+    RoleCreateOutputSerializer,
+    RoleOutputSerializer,
+)
 
 TAGS = ["roles"]
 
@@ -27,15 +31,15 @@ LIST = {
     "tags": TAGS,
     "operation_id": "roles_list",
     "summary": "List the tenant's roles",
-    "responses": enveloped(RoleSerializer(many=True)),
+    "responses": enveloped(RoleOutputSerializer(many=True)),
     "examples": [envelope_example("Roles", [DEFAULT_ROLE, ROLE]), *COMMON_ERRORS],
 }
 CREATE = {
     "tags": TAGS,
     "operation_id": "roles_create",
     "summary": "Create a role",
-    "request": RoleCreateSerializer,
-    "responses": enveloped(RoleCreatedSerializer),
+    "request": RoleCreateInputSerializer,
+    "responses": enveloped(RoleCreateOutputSerializer),
     "examples": [
         request_example("New role", {"role_name": "mother"}),
         envelope_example("Created", {"role_id": ROLE["role_id"]}),
@@ -48,7 +52,7 @@ GET = {
     "tags": TAGS,
     "operation_id": "roles_get",
     "summary": "Get a role",
-    "responses": enveloped(RoleSerializer),
+    "responses": enveloped(RoleOutputSerializer),
     "examples": [envelope_example("Role", ROLE), ROLE_NOT_FOUND, *COMMON_ERRORS],
 }
 DELETE = {

@@ -5,7 +5,7 @@ from rest_framework import serializers
 from roles.models import Role
 
 
-class RoleSerializer(serializers.ModelSerializer):
+class RoleOutputSerializer(serializers.ModelSerializer):
     role_name = serializers.CharField(source="name")
 
     class Meta:
@@ -13,9 +13,9 @@ class RoleSerializer(serializers.ModelSerializer):
         fields = ["role_id", "role_name", "created_at", "updated_at"]
 
 
-class RoleCreateSerializer(serializers.Serializer):
+class RoleCreateInputSerializer(serializers.Serializer):
     role_name = serializers.CharField(max_length=64, trim_whitespace=True)
 
 
-class RoleCreatedSerializer(serializers.Serializer):
+class RoleCreateOutputSerializer(serializers.Serializer):
     role_id = serializers.CharField()

@@ -3,30 +3,36 @@
 from drf_spectacular.utils import extend_schema
 
 from core.envelope import VoiceprintAPIView, ok
+from core.fields import validated
 from roles import selectors, services
 from roles.api import schema
-from roles.api.serializers import RoleCreateSerializer, RoleSerializer
+from roles.api.serializers import (
+    RoleCreateInputSerializer,
+    RoleCreateOutputSerializer,
+    RoleOutputSerializer,
+)
 
 
 class RoleListView(VoiceprintAPIView):
     @extend_schema(**schema.LIST)
     def get(self, request):
-        return ok(RoleSerializer(selectors.role_list(request.user.tenant), many=True).data)
+        roles = selectors.role_list(request.user.tenant)
+        return ok(RoleOutputSerializer(roles, many=True).data)
 
     @extend_schema(**schema.CREATE)
     def post(self, request):
-        params = RoleCreateSerializer(data=request.data)
-        params.is_valid(raise_exception=True)
-        role = services.create_role(request.user.tenant, params.validated_data["role_name"])
-        return ok({"role_id": role.role_id})
+        params = validated(RoleCreateInputSerializer, request.data)
+        role = services.role_create(request.user.tenant, name=params["role_name"])
+        return ok(RoleCreateOutputSerializer(role).data)
 
 
 class RoleDetailView(VoiceprintAPIView):
     @extend_schema(**schema.GET)
     def get(self, request, role_id: str):
-        return ok(RoleSerializer(selectors.role_get(request.user.tenant, role_id)).data)
+        role = selectors.role_get(request.user.tenant, role_id=role_id)
+        return ok(RoleOutputSerializer(role).data)
 
     @extend_schema(**schema.DELETE)
     def delete(self, request, role_id: str):
-        services.delete_role(selectors.role_get(request.user.tenant, role_id))
+        services.role_delete(selectors.role_get(request.user.tenant, role_id=role_id))
         return ok()

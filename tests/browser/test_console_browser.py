@@ -17,9 +17,9 @@ def superuser(django_user_model):
 
 @pytest.fixture
 def acme(db):
-    from tenancy.services import create_tenant
+    from tenancy.services import tenant_create
 
-    tenant, _ = create_tenant("acme")
+    tenant, _ = tenant_create(name="acme")
     return tenant
 
 
@@ -106,12 +106,12 @@ def test_console_tour(browser, superuser, acme, shared_zh):
 
 
 def test_microphone_recording_is_submitted_as_wav(browser, superuser, acme, shared_zh):
-    from devices.services import create_device
-    from voiceprint.services import enroll_voice
+    from devices.services import device_create
+    from voiceprint.services import voice_create
 
-    device = create_device(acme, "hall-01", "Hall speaker")
-    enroll_voice(
-        tenant=acme,
+    device = device_create(acme, device_id="hall-01", device_name="Hall speaker")
+    voice_create(
+        acme,
         devices=[device],
         name="leijun",
         audio=(shared_zh / "enroll" / "leijun-sr-1.wav").read_bytes(),

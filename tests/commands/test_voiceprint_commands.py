@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from devices.services import create_device
+from devices.services import device_create
 from voiceprint.models import Voice
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -20,7 +20,7 @@ def run(*args) -> str:
 
 @pytest.fixture
 def enrolled(tenant, shared_audio):
-    create_device(tenant, "dev-1")
+    device_create(tenant, device_id="dev-1")
     run("enroll_folder", "dev-1", str(shared_audio / "zh/enroll"), "--tenant", tenant.name)
     return tenant
 
@@ -44,10 +44,10 @@ def test_reembed_recomputes_stale_voices_and_is_idempotent(enrolled):
     voice = Voice.objects.get(name="leijun")
     original = np.asarray(voice.centroid)
     # Pretend the voice came from another engine, with a meaningless centroid.
-    Voice.objects.filter(pk=voice.pk).update(model="campplus", centroid=np.ones(256) / 16)
+    Voice.objects.filter(pk=voice.pk).update(engine_name="campplus", centroid=np.ones(256) / 16)
     assert "1 voice(s) re-embedded with ge2e" in run("reembed")
     voice.refresh_from_db()
-    assert voice.model == "ge2e"
+    assert voice.engine_name == "ge2e"
     np.testing.assert_allclose(np.asarray(voice.centroid), original, atol=1e-4)
     assert run("reembed").startswith("0 voice(s) re-embedded")
 
@@ -63,7 +63,7 @@ def test_reembed_to_an_unavailable_engine_says_why(enrolled, monkeypatch, tmp_pa
             run("reembed", "--engine", "eres2net")
     finally:
         engine.configure(None)
-    assert set(Voice.objects.values_list("model", flat=True)) == {"ge2e"}
+    assert set(Voice.objects.values_list("engine_name", flat=True)) == {"ge2e"}
 
 
 def test_evaluate_reports_eer_and_top1(shared_audio):

@@ -50,7 +50,7 @@ class World:
 
 def make_voice(tenant, *, name: str, devices=(), role=None):
     """A voice with one stored sample, without the engine."""
-    from roles.selectors import default_role
+    from roles.selectors import role_get_default
     from voiceprint.models import Voice, VoiceBinding, VoiceSample
 
     vector = np.random.default_rng(len(name)).standard_normal(256).astype(np.float32)
@@ -60,15 +60,15 @@ def make_voice(tenant, *, name: str, devices=(), role=None):
         tenant=tenant,
         name=name,
         threshold=0.7,
-        role=role or default_role(tenant),
-        model="ge2e",
+        role=role or role_get_default(tenant),
+        engine_name="ge2e",
         dim=256,
         centroid=vector,
     )
     sample = VoiceSample.objects.create(
         voice=voice,
         audio=audio,
-        model="ge2e",
+        engine_name="ge2e",
         embedding=vector,
         duration_seconds=1.0,
         speech_seconds=1.0,
@@ -78,14 +78,16 @@ def make_voice(tenant, *, name: str, devices=(), role=None):
 
 
 def make_world(name: str) -> World:
-    from devices.services import create_device
+    from devices.services import device_create
     from interrupts.models import RoleInterrupt
-    from roles.services import create_role
-    from tenancy.services import create_tenant
+    from roles.services import role_create
+    from tenancy.services import tenant_create
 
-    tenant, issued = create_tenant(name)
-    role = create_role(tenant, f"{name}-parent")
-    device = create_device(tenant, f"{name}-speaker", f"{name} kitchen speaker")
+    tenant, issued = tenant_create(name=name)
+    role = role_create(tenant, name=f"{name}-parent")
+    device = device_create(
+        tenant, device_id=f"{name}-speaker", device_name=f"{name} kitchen speaker"
+    )
     voice, sample = make_voice(tenant, name=f"{name}-voice", devices=[device], role=role)
     setting = RoleInterrupt.objects.create(
         tenant=tenant, agent_id=f"{name}-agent", role=role, interrupt=False

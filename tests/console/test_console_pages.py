@@ -45,7 +45,7 @@ def test_every_page_renders(superuser_client, acme, globex):
         reverse("admin:interrupts_roleinterrupt_agent") + f"?tenant={acme.tenant.pk}&agent_id=a1",
         admin_url("voiceprint_voice", "add_sample", acme.voice.pk),
         admin_url("devices_device") + f"?tenant__id__exact={acme.tenant.pk}&o=7",
-        admin_url("voiceprint_voice") + f"?devices__id__exact={acme.device.pk}&model=ge2e",
+        admin_url("voiceprint_voice") + f"?devices__id__exact={acme.device.pk}&engine_name=ge2e",
     ):
         assert superuser_client.get(url).status_code == 200, url
 
@@ -170,10 +170,10 @@ class TestVoices:
         return client.post(admin_url("voiceprint_voice", "change", voice.pk), data)
 
     def test_bindings_are_edited_through_the_service(self, superuser_client, acme):
-        from devices.services import create_device
+        from devices.services import device_create
         from roles.models import Role
 
-        second = create_device(acme.tenant, "second")
+        second = device_create(acme.tenant, device_id="second")
         default = Role.objects.get(tenant=acme.tenant, is_default=True)
         response = self.post_voice(
             superuser_client,
@@ -252,7 +252,7 @@ class TestVoices:
 
 class TestAgents:
     def test_page_lists_every_role_and_saves(self, superuser_client, acme):
-        from interrupts.selectors import agent_settings
+        from interrupts.selectors import role_interrupt_list
         from roles.models import Role
 
         url = reverse("admin:interrupts_roleinterrupt_agent")
@@ -265,7 +265,8 @@ class TestAgents:
             url, {"tenant": acme.tenant.pk, "agent_id": "robot", "interrupt": [default.role_id]}
         )
         assert response.status_code == 302
-        saved = {s.role_name: s.interrupt for s in agent_settings(acme.tenant, "robot")}
+        stored = role_interrupt_list(acme.tenant, agent_id="robot")
+        saved = {s.role_name: s.interrupt for s in stored}
         assert saved == {"default": True, "acme-parent": False}
         api = make_client(acme.token)
         reply = envelope(api.get(VP + "roleinterrupt/robot"))["roleinterrupt"]

@@ -80,12 +80,12 @@ class TestJsonLines:
         assert access["level"] == "INFO" and access["time"].endswith("+00:00")
 
     def test_server_errors_logged_by_django_carry_the_request_id(self, api, monkeypatch):
-        from voiceprint.voice_api import services
+        from voiceprint.voice_api import views
 
         def fail(*args, **kwargs):
             raise RuntimeError("boom")
 
-        monkeypatch.setattr(services, "forget", fail)
+        monkeypatch.setattr(views, "voice_get", fail)
         with log_lines(JsonFormatter()) as stream:
             response = api.post(
                 "/v1/voice/forget", {"id": "x"}, format="json", HTTP_X_REQUEST_ID="err-1"

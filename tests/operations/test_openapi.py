@@ -70,6 +70,30 @@ def test_schema_validates_without_warnings(tmp_path):
     assert target.read_text().startswith("openapi: 3")
 
 
+def test_component_names_follow_the_serializer_naming_convention():
+    from rest_framework import serializers
+
+    from core.schema import component_name
+
+    class DeviceOutputSerializer(serializers.Serializer):
+        pass
+
+    class DeviceCreateInputSerializer(serializers.Serializer):
+        pass
+
+    class RoleCreateView:
+        class InputSerializer(serializers.Serializer):
+            pass
+
+        class OutputSerializer(serializers.Serializer):
+            pass
+
+    assert component_name(DeviceOutputSerializer) == "Device"
+    assert component_name(DeviceCreateInputSerializer) == "DeviceCreate"
+    assert component_name(RoleCreateView.InputSerializer) == "RoleCreate"
+    assert component_name(RoleCreateView.OutputSerializer) == "RoleCreate"
+
+
 def test_schema_is_valid_for_openapi_spec_validator(schema):
     validator = pytest.importorskip("openapi_spec_validator")
     validator.validate(schema)
@@ -191,7 +215,7 @@ def test_voice_api_documents_every_status_it_answers(schema, operation_id, statu
     assert set(responses) == statuses
     for status in statuses - {"200", "204"}:
         content = responses[status]["content"]["application/json"]
-        assert content["schema"]["$ref"].endswith("/ErrorReply"), status
+        assert content["schema"]["$ref"].endswith("/VoiceError"), status
         codes = {code for code in ErrorCode if code.http_status == int(status)}
         assert all(str(int(code)) in responses[status]["description"] for code in codes)
 

@@ -4,7 +4,7 @@ import pytest
 from django.core.management import call_command
 
 from tenancy.models import ApiToken
-from tenancy.services import revoke_token
+from tenancy.services import token_revoke
 from tenancy.tokens import digest_token
 from tests.conftest import make_client
 from tests.helpers import VP, envelope
@@ -36,7 +36,7 @@ class TestBearerAuth:
 
     def test_revoked_token_is_40100(self, tenant_and_token):
         tenant, token = tenant_and_token
-        revoke_token(ApiToken.objects.get(tenant=tenant))
+        token_revoke(ApiToken.objects.get(tenant=tenant))
         envelope(make_client(token).get(VP + "roles"), 40100)
 
     def test_inactive_tenant_is_40100(self, tenant_and_token):

@@ -79,7 +79,7 @@ def test_unhandled_exception_is_500_without_trace(api, speech, monkeypatch, capl
     def explode(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(voice_services, "verify_pair", explode)
+    monkeypatch.setattr(voice_services, "pair_verify", explode)
     audio = b64(speech.speaker3d("speaker1_a_en"))
     with caplog.at_level(logging.ERROR):
         response = post(api, "verify", {"audio1": audio, "audio2": audio})

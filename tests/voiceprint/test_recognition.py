@@ -235,7 +235,7 @@ class TestEngineMismatch:
         self, api, speech, fangjun, media_root
     ):
         voice_id = fangjun["voice_id"]
-        Voice.objects.filter(voice_id=voice_id).update(model="eres2net")
+        Voice.objects.filter(voice_id=voice_id).update(engine_name="eres2net")
         for path, audio in (("verify", speech.test("fangjun", 1)),
                             ("samples", speech.enroll("fangjun", 2))):  # fmt: skip
             with nothing_stored(media_root):
@@ -245,7 +245,7 @@ class TestEngineMismatch:
         assert get_voice(api, voice_id)["sample_count"] == 1
 
     def test_identify_on_a_device_of_another_engine_only(self, api, speech, fangjun):
-        Voice.objects.filter(voice_id=fangjun["voice_id"]).update(model="eres2net")
+        Voice.objects.filter(voice_id=fangjun["voice_id"]).update(engine_name="eres2net")
         response = identify_raw(api, speech.test("fangjun", 1), device_id=A)
         envelope(response, 40900)
         assert "reembed" in response.json()["msg"]
@@ -253,7 +253,7 @@ class TestEngineMismatch:
 
     def test_identify_compares_only_voices_of_the_active_engine(self, api, speech, fangjun):
         leijun = enroll(api, speech.enroll("leijun"), A)
-        Voice.objects.filter(voice_id=fangjun["voice_id"]).update(model="eres2net")
+        Voice.objects.filter(voice_id=fangjun["voice_id"]).update(engine_name="eres2net")
         result = identify(api, speech.test("fangjun", 1), A)
         assert [c["voice_id"] for c in result["candidates"]] == [leijun["voice_id"]]
         assert result["voice_id"] in (None, leijun["voice_id"])

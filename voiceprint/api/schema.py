@@ -3,7 +3,7 @@
 Each constant is the keyword arguments of one `extend_schema` in views.py. Endpoints that
 take audio document its three forms (API.md, "Audio input"): a raw WAV body with the
 parameters in `X-` headers, JSON with `audio_url` or `audio_base64`, and multipart with a
-`file`; each with request examples. The `*Form` serializers below only describe the
+`file`; each with request examples. The `*FormInput` serializers below only describe the
 multipart body: voiceprint.audio_input reads the request.
 """
 
@@ -25,14 +25,14 @@ from core.schema import (
     request_example,
 )
 from voiceprint.api.serializers import (
-    AudioParamsMixin,
-    ExtractResultSerializer,
-    IdentifyParams,
-    IdentifyResultSerializer,
-    VerifyResultSerializer,
-    VoiceCreateParams,
-    VoiceSerializer,
-    VoiceUpdateParams,
+    AudioInputMixin,
+    FeatureExtractOutputSerializer,
+    VoiceCreateInputSerializer,
+    VoiceIdentifyInputSerializer,
+    VoiceIdentifyOutputSerializer,
+    VoiceOutputSerializer,
+    VoiceUpdateInputSerializer,
+    VoiceVerifyOutputSerializer,
 )
 
 VOICES = ["voices"]
@@ -41,27 +41,27 @@ RECOGNITION = ["recognition"]
 # --- request bodies ----------------------------------------------------------------------
 
 
-class AudioParams(AudioParamsMixin):
+class AudioInputSerializer(AudioInputMixin):
     """JSON body of the endpoints whose only parameter is the audio: `audio_url` or
     `audio_base64`."""
 
 
-class FileMixin(serializers.Serializer):
+class FileInputMixin(serializers.Serializer):
     file = serializers.FileField(help_text="the audio file (WAV, FLAC, OGG), at most 10 MB")
 
 
-class AudioForm(FileMixin):
+class AudioFormInputSerializer(FileInputMixin):
     """multipart/form-data body of the endpoints whose only parameter is the audio."""
 
 
-class VoiceCreateForm(FileMixin, VoiceCreateParams):
+class VoiceCreateFormInputSerializer(FileInputMixin, VoiceCreateInputSerializer):
     """multipart/form-data body of voices/create: the file and the parameters as fields."""
 
     audio_url = None
     audio_base64 = None
 
 
-class IdentifyForm(FileMixin, IdentifyParams):
+class VoiceIdentifyFormInputSerializer(FileInputMixin, VoiceIdentifyInputSerializer):
     """multipart/form-data body of voices/identify: the file and the parameters as fields."""
 
     audio_url = None
@@ -224,11 +224,11 @@ CREATE = audio_operation(
         "`threshold` (similarity, 0-1) to the engine's. Returns the voice object."
     ),
     path="voices/create",
-    json=VoiceCreateParams,
-    form=VoiceCreateForm,
+    json=VoiceCreateInputSerializer,
+    form=VoiceCreateFormInputSerializer,
     headers=[X_DEVICE_ID, X_ROLE_ID, X_THRESHOLD, X_VOICE_NAME, X_AUDIO_URL],
     example_params={"device_id": DEVICE_ID, "role_id": ROLE["role_id"], "voice_name": "mother"},
-    responses=enveloped(VoiceSerializer),
+    responses=enveloped(VoiceOutputSerializer),
     examples=[
         envelope_example("Enrolled", VOICE),
         DEVICE_NOT_FOUND,
@@ -250,7 +250,7 @@ LIST = {
         OpenApiParameter("device_id", str, description="only voices bound to this device"),
         OpenApiParameter("role_id", str, description="only voices bound to this role"),
     ],
-    "responses": enveloped(VoiceSerializer(many=True)),
+    "responses": enveloped(VoiceOutputSerializer(many=True)),
     "examples": [envelope_example("Voices", [VOICE]), *COMMON_ERRORS],
 }
 
@@ -258,7 +258,7 @@ GET = {
     "operation_id": "voices_get",
     "summary": "Get a voice",
     "tags": VOICES,
-    "responses": enveloped(VoiceSerializer),
+    "responses": enveloped(VoiceOutputSerializer),
     "examples": [envelope_example("Voice", VOICE), VOICE_NOT_FOUND, *COMMON_ERRORS],
 }
 
@@ -273,7 +273,7 @@ def _update(operation_id: str, summary: str) -> dict:
             "strings; replaces the set). `data` is null."
         ),
         "tags": VOICES,
-        "request": VoiceUpdateParams,
+        "request": VoiceUpdateInputSerializer,
         "responses": enveloped(None),
         "examples": [
             request_example(
@@ -311,11 +311,11 @@ ADD_SAMPLE = audio_operation(
     summary="Add an enrollment sample",
     description="The voiceprint becomes the normalised mean of its samples.",
     path=f"voices/{VOICE_ID}/samples",
-    json=AudioParams,
-    form=AudioForm,
+    json=AudioInputSerializer,
+    form=AudioFormInputSerializer,
     headers=[X_AUDIO_URL],
     example_params={},
-    responses=enveloped(VoiceSerializer),
+    responses=enveloped(VoiceOutputSerializer),
     examples=[
         envelope_example("Sample added", {**VOICE, "sample_count": 2}),
         VOICE_NOT_FOUND,
@@ -348,11 +348,11 @@ VERIFY = audio_operation(
     summary="1:1: is this audio the voice?",
     description="`score` is the cosine similarity; `verified` is `score >= threshold`.",
     path=f"voices/{VOICE_ID}/verify",
-    json=AudioParams,
-    form=AudioForm,
+    json=AudioInputSerializer,
+    form=AudioFormInputSerializer,
     headers=[X_AUDIO_URL],
     example_params={},
-    responses=enveloped(VerifyResultSerializer),
+    responses=enveloped(VoiceVerifyOutputSerializer),
     examples=[
         envelope_example(
             "Verified",
@@ -381,11 +381,11 @@ IDENTIFY = audio_operation(
         'for that agent, "false" for an unknown speaker; null without `agent_id`.'
     ),
     path="voices/identify",
-    json=IdentifyParams,
-    form=IdentifyForm,
+    json=VoiceIdentifyInputSerializer,
+    form=VoiceIdentifyFormInputSerializer,
     headers=[X_DEVICE_ID, X_AGENT_ID, X_TOP_K, X_AUDIO_URL],
     example_params={"device_id": DEVICE_ID, "agent_id": "agent-1", "top_k": 3},
-    responses=enveloped(IdentifyResultSerializer),
+    responses=enveloped(VoiceIdentifyOutputSerializer),
     examples=[
         envelope_example(
             "Matched",
@@ -437,11 +437,11 @@ EXTRACT = audio_operation(
     summary="The speaker embedding of the audio",
     description="The L2-normalised embedding (192 dims for the 3D-Speaker engines).",
     path="features/extract",
-    json=AudioParams,
-    form=AudioForm,
+    json=AudioInputSerializer,
+    form=AudioFormInputSerializer,
     headers=[X_AUDIO_URL],
     example_params={},
-    responses=enveloped(ExtractResultSerializer),
+    responses=enveloped(FeatureExtractOutputSerializer),
     examples=[
         envelope_example(
             "Embedding",

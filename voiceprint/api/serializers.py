@@ -12,7 +12,7 @@ from voiceprint.models import Voice
 MAX_TOP_K = 50
 
 
-class VoiceSerializer(serializers.ModelSerializer):
+class VoiceOutputSerializer(serializers.ModelSerializer):
     """The voice object of API.md."""
 
     voice_name = serializers.CharField(source="name")
@@ -20,6 +20,8 @@ class VoiceSerializer(serializers.ModelSerializer):
     role_bind = serializers.SerializerMethodField()
     dev_bind = serializers.SerializerMethodField()
     sample_count = serializers.IntegerField(read_only=True)
+    #: The engine that made the voiceprint, under the contract's field name.
+    model = serializers.CharField(source="engine_name", max_length=32)
 
     class Meta:
         model = Voice
@@ -54,7 +56,7 @@ class VoiceSerializer(serializers.ModelSerializer):
         ]
 
 
-class AudioParamsMixin(serializers.Serializer):
+class AudioInputMixin(serializers.Serializer):
     """Documents the JSON audio fields; the audio itself is read by voiceprint.audio_input."""
 
     audio_url = serializers.URLField(required=False, help_text="http(s) URL, at most 10 MB")
@@ -63,26 +65,26 @@ class AudioParamsMixin(serializers.Serializer):
     )
 
 
-class VoiceCreateParams(AudioParamsMixin):
+class VoiceCreateInputSerializer(AudioInputMixin):
     device_id = serializers.CharField(max_length=128)
     role_id = serializers.CharField(max_length=32, required=False, allow_blank=True)
     threshold = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
     voice_name = serializers.CharField(max_length=128, required=False, allow_blank=True)
 
 
-class IdentifyParams(AudioParamsMixin):
+class VoiceIdentifyInputSerializer(AudioInputMixin):
     device_id = serializers.CharField(max_length=128)
     agent_id = serializers.CharField(max_length=128, required=False, allow_blank=True)
     top_k = serializers.IntegerField(min_value=1, max_value=MAX_TOP_K, default=3)
 
 
-class CandidateSerializer(serializers.Serializer):
+class CandidateOutputSerializer(serializers.Serializer):
     voice_id = serializers.CharField()
     voice_name = serializers.CharField()
     score = serializers.FloatField()
 
 
-class IdentifyResultSerializer(serializers.Serializer):
+class VoiceIdentifyOutputSerializer(serializers.Serializer):
     matched = serializers.BooleanField()
     voice_id = serializers.CharField(allow_null=True)
     voice_name = serializers.CharField(allow_null=True)
@@ -91,12 +93,12 @@ class IdentifyResultSerializer(serializers.Serializer):
     score = serializers.FloatField(allow_null=True)
     threshold = serializers.FloatField(allow_null=True)
     interrupt = TrueFalseStringField(allow_null=True)
-    candidates = CandidateSerializer(many=True)
+    candidates = CandidateOutputSerializer(many=True)
     model = serializers.CharField()
     processing_time_ms = serializers.IntegerField()
 
 
-class VerifyResultSerializer(serializers.Serializer):
+class VoiceVerifyOutputSerializer(serializers.Serializer):
     voice_id = serializers.CharField()
     score = serializers.FloatField()
     threshold = serializers.FloatField()
@@ -105,7 +107,7 @@ class VerifyResultSerializer(serializers.Serializer):
     processing_time_ms = serializers.IntegerField()
 
 
-class ExtractResultSerializer(serializers.Serializer):
+class FeatureExtractOutputSerializer(serializers.Serializer):
     embedding = serializers.ListField(child=serializers.FloatField())
     dim = serializers.IntegerField()
     model = serializers.CharField()
@@ -146,7 +148,7 @@ class RoleRefField(serializers.Field):
         return {"role_id": value} if value else {}
 
 
-class VoiceUpdateParams(serializers.Serializer):
+class VoiceUpdateInputSerializer(serializers.Serializer):
     threshold = serializers.FloatField(
         min_value=0.0, max_value=1.0, required=False, allow_null=True
     )

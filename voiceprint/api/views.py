@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
@@ -11,17 +10,17 @@ from core.envelope import VoiceprintAPIView, ok
 from core.exceptions import not_found
 from core.fields import validated
 from core.input_guard import BODY_PARSERS
-from devices.selectors import device_get_plain
+from devices.selectors import device_get
 from roles.selectors import role_get
 from voiceprint import selectors, services
 from voiceprint.api import schema
 from voiceprint.api.serializers import (
-    IdentifyParams,
-    IdentifyResultSerializer,
-    VerifyResultSerializer,
-    VoiceCreateParams,
-    VoiceSerializer,
-    VoiceUpdateParams,
+    VoiceCreateInputSerializer,
+    VoiceIdentifyInputSerializer,
+    VoiceIdentifyOutputSerializer,
+    VoiceOutputSerializer,
+    VoiceUpdateInputSerializer,
+    VoiceVerifyOutputSerializer,
 )
 from voiceprint.audio_input import AUDIO_PARSERS, read_audio_request, require_audio
 
@@ -29,8 +28,8 @@ AUDIO_REQUEST_PARSERS = [*BODY_PARSERS, *AUDIO_PARSERS]
 
 
 def voice_reply(request: Request, voice_id: str):
-    voice = selectors.voice_get(request.user.tenant, voice_id)
-    return ok(VoiceSerializer(voice, context={"request": request}).data)
+    voice = selectors.voice_get(request.user.tenant, voice_id=voice_id)
+    return ok(VoiceOutputSerializer(voice, context={"request": request}).data)
 
 
 class VoiceCreateView(VoiceprintAPIView):
@@ -40,11 +39,11 @@ class VoiceCreateView(VoiceprintAPIView):
     def post(self, request):
         tenant = request.user.tenant
         audio_request = read_audio_request(request)
-        params = validated(VoiceCreateParams, audio_request.params)
-        device = device_get_plain(tenant, params["device_id"])
-        role = role_get(tenant, params["role_id"]) if params.get("role_id") else None
-        voice = services.enroll_voice(
-            tenant=tenant,
+        params = validated(VoiceCreateInputSerializer, audio_request.params)
+        device = device_get(tenant, device_id=params["device_id"])
+        role = role_get(tenant, role_id=params["role_id"]) if params.get("role_id") else None
+        voice = services.voice_create(
+            tenant,
             audio=require_audio(audio_request),
             devices=[device],
             role=role,
@@ -62,7 +61,7 @@ class VoiceListView(VoiceprintAPIView):
             device_id=request.query_params.get("device_id"),
             role_id=request.query_params.get("role_id"),
         )
-        return ok(VoiceSerializer(voices, many=True, context={"request": request}).data)
+        return ok(VoiceOutputSerializer(voices, many=True, context={"request": request}).data)
 
 
 class VoiceDetailView(VoiceprintAPIView):
@@ -73,24 +72,24 @@ class VoiceDetailView(VoiceprintAPIView):
     @extend_schema(**schema.UPDATE)
     def put(self, request, voice_id: str):
         tenant = request.user.tenant
-        voice = selectors.voice_get(tenant, voice_id)
-        params = validated(VoiceUpdateParams, request.data)
+        voice = selectors.voice_get(tenant, voice_id=voice_id)
+        params = validated(VoiceUpdateInputSerializer, request.data)
         changes = {}
         if "threshold" in params:
             changes["threshold"] = params["threshold"]
         if "role_bind" in params:
             role_id = params["role_bind"]
-            changes["role"] = role_get(tenant, role_id) if role_id else None
+            changes["role"] = role_get(tenant, role_id=role_id) if role_id else None
         if "dev_bind" in params:
             changes["devices"] = [
-                device_get_plain(tenant, d) for d in dict.fromkeys(params["dev_bind"])
+                device_get(tenant, device_id=d) for d in dict.fromkeys(params["dev_bind"])
             ]
-        services.update_voice(voice, **changes)
+        services.voice_update(voice, **changes)
         return ok()
 
     @extend_schema(**schema.DELETE)
     def delete(self, request, voice_id: str):
-        services.delete_voice(selectors.voice_get(request.user.tenant, voice_id))
+        services.voice_delete(selectors.voice_get(request.user.tenant, voice_id=voice_id))
         return ok()
 
 
@@ -104,27 +103,27 @@ class VoiceBindView(VoiceDetailView):
         return super().put(request, voice_id)
 
 
-class VoiceSamplesView(VoiceprintAPIView):
+class VoiceSampleAddView(VoiceprintAPIView):
     parser_classes = AUDIO_REQUEST_PARSERS
 
     @extend_schema(**schema.ADD_SAMPLE)
     def post(self, request, voice_id: str):
-        voice = selectors.voice_get(request.user.tenant, voice_id)
-        services.add_sample(voice, require_audio(read_audio_request(request)))
+        voice = selectors.voice_get(request.user.tenant, voice_id=voice_id)
+        services.voice_sample_add(voice, audio=require_audio(read_audio_request(request)))
         return voice_reply(request, voice_id)
 
 
 class VoiceAudioView(VoiceprintAPIView):
     @extend_schema(**schema.AUDIO)
     def get(self, request, voice_id: str):
-        voice = selectors.voice_get(request.user.tenant, voice_id)
+        voice = selectors.voice_get(request.user.tenant, voice_id=voice_id)
         index = request.query_params.get("sample", "0")
         samples = list(voice.samples.order_by("created_at", "pk").values_list("audio", flat=True))
         if not (index.isascii() and index.isdigit()) or int(index) >= len(samples):
             raise not_found("sample")
         name = samples[int(index)]
         return FileResponse(
-            default_storage.open(name, "rb"),
+            services.audio_open(name),
             content_type="audio/wav",
             filename=f"{voice.voice_id}-{index}.wav",
         )
@@ -135,8 +134,8 @@ class VoiceVerifyView(VoiceprintAPIView):
 
     @extend_schema(**schema.VERIFY)
     def post(self, request, voice_id: str):
-        voice = selectors.voice_get(request.user.tenant, voice_id)
-        result = services.verify_voice(voice, require_audio(read_audio_request(request)))
+        voice = selectors.voice_get(request.user.tenant, voice_id=voice_id)
+        result = services.voice_verify(voice, audio=require_audio(read_audio_request(request)))
         reply = {
             "voice_id": voice.voice_id,
             "score": round(result.score, 6),
@@ -145,7 +144,7 @@ class VoiceVerifyView(VoiceprintAPIView):
             "model": result.model,
             "processing_time_ms": result.processing_time_ms,
         }
-        return ok(VerifyResultSerializer(reply).data)
+        return ok(VoiceVerifyOutputSerializer(reply).data)
 
 
 class VoiceIdentifyView(VoiceprintAPIView):
@@ -155,19 +154,19 @@ class VoiceIdentifyView(VoiceprintAPIView):
     def post(self, request):
         tenant = request.user.tenant
         audio_request = read_audio_request(request)
-        params = validated(IdentifyParams, audio_request.params)
-        device = device_get_plain(tenant, params["device_id"])
-        result = services.identify_on_device(
-            tenant=tenant,
+        params = validated(VoiceIdentifyInputSerializer, audio_request.params)
+        device = device_get(tenant, device_id=params["device_id"])
+        result = services.voice_identify(
+            tenant,
             device=device,
             audio=require_audio(audio_request),
             agent_id=params.get("agent_id") or None,
             top_k=params["top_k"],
         )
-        return ok(IdentifyResultSerializer(identify_reply(result)).data)
+        return ok(VoiceIdentifyOutputSerializer(identify_reply(result)).data)
 
 
-def identify_reply(result: services.IdentifyResult) -> dict:
+def identify_reply(result: services.VoiceIdentifyResult) -> dict:
     best = result.best
     winner = best.voice if result.matched else None
     return {
@@ -193,7 +192,8 @@ class FeatureExtractView(VoiceprintAPIView):
 
     @extend_schema(**schema.EXTRACT)
     def post(self, request):
-        embedding = services.embed(require_audio(read_audio_request(request))).embedding
+        audio = require_audio(read_audio_request(request))
+        embedding = services.audio_embed(audio=audio).embedding
         reply = {
             "embedding": embedding.vector.tolist(),
             "dim": embedding.dim,

@@ -22,7 +22,7 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
     """`{"error": {code, message}}` for each status, described by its business codes."""
     return {
         status: OpenApiResponse(
-            s.ErrorReply,
+            s.VoiceErrorOutputSerializer,
             description="; ".join(
                 f"{int(code)}: {meaning}"
                 for code, meaning in BUSINESS_CODES.items()
@@ -92,8 +92,8 @@ VERIFY = _operation(
     "voice_verify",
     "1:1: are the two recordings the same speaker?",
     "`threshold` is a cosine distance (default per engine); `confidence` is 0.5 at it.",
-    s.VerifyRequest,
-    s.VerifyReply,
+    s.PairVerifyInputSerializer,
+    s.PairVerifyOutputSerializer,
     [
         request_example("URLs", {"audio1": AUDIO_URL, "audio2": "https://example.com/b.wav"}),
         request_example(
@@ -114,8 +114,8 @@ REGISTER = _operation(
     "Register a voice in a store",
     "The voice joins the tenant's store (default `default`), the same store the Voiceprint "
     "API uses, bound to no device.",
-    s.RegisterRequest,
-    s.RegisterReply,
+    s.VoiceRegisterInputSerializer,
+    s.VoiceRegisterOutputSerializer,
     [
         request_example(
             "Register",
@@ -135,8 +135,8 @@ IDENTIFY = _operation(
     "voice_identify",
     "1:N: the nearest voices of a store",
     "Matches in ascending distance; `match` is `distance <= threshold`.",
-    s.IdentifyRequest,
-    s.IdentifyReply,
+    s.StoreIdentifyInputSerializer,
+    s.StoreIdentifyOutputSerializer,
     [
         request_example("Identify", {"audio": AUDIO_URL, "top_k": 2, "store": "default"}),
         OpenApiExample(
@@ -160,7 +160,7 @@ FORGET = _operation(
     "voice_forget",
     "Delete a voice",
     "Deletes the voice, its embeddings and its audio. 204 without a body.",
-    s.ForgetRequest,
+    s.VoiceForgetInputSerializer,
     None,
     [
         request_example("Forget", {"id": VOICE_ID}),
@@ -175,8 +175,8 @@ EMBED = _operation(
     "voice_embed",
     "The speaker embedding of a recording",
     "The L2-normalised embedding of the named engine (default: the server's).",
-    s.EmbedRequest,
-    s.EmbedReply,
+    s.RecordingEmbedInputSerializer,
+    s.RecordingEmbedOutputSerializer,
     [
         request_example("Embed", {"model": "eres2net", "audio": AUDIO_URL}),
         OpenApiExample(
@@ -194,8 +194,8 @@ ANALYZE = _operation(
     "Speaker attributes (age, gender, emotion)",
     "Returns the asked attributes (all when `actions` is empty) that can be computed; 501 "
     "when none can.",
-    s.AnalyzeRequest,
-    s.AnalyzeReply,
+    s.RecordingAnalyzeInputSerializer,
+    s.RecordingAnalyzeOutputSerializer,
     [
         request_example("Gender", {"audio": AUDIO_URL, "actions": ["gender"]}),
         OpenApiExample(

@@ -62,7 +62,7 @@ class ThresholdField(serializers.FloatField):
         super().__init__(min_value=0.0, max_value=2.0, required=False, **kwargs)
 
 
-class VerifyRequest(serializers.Serializer):
+class PairVerifyInputSerializer(serializers.Serializer):
     model = ModelField(required=False)
     audio1 = AudioField()
     audio2 = AudioField()
@@ -70,7 +70,7 @@ class VerifyRequest(serializers.Serializer):
     anti_spoofing = serializers.BooleanField(required=False, help_text="reserved, unused")
 
 
-class VerifyReply(serializers.Serializer):
+class PairVerifyOutputSerializer(serializers.Serializer):
     verified = serializers.BooleanField()
     distance = serializers.FloatField()
     threshold = serializers.FloatField()
@@ -79,7 +79,7 @@ class VerifyReply(serializers.Serializer):
     processing_time_ms = serializers.IntegerField()
 
 
-class RegisterRequest(serializers.Serializer):
+class VoiceRegisterInputSerializer(serializers.Serializer):
     model = ModelField(required=False)
     audio = AudioField()
     name = StrictStringField(max_length=128)
@@ -100,13 +100,13 @@ class RegisterRequest(serializers.Serializer):
         return labels
 
 
-class RegisterReply(serializers.Serializer):
+class VoiceRegisterOutputSerializer(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()
     registered_at = serializers.DateTimeField()
 
 
-class IdentifyRequest(serializers.Serializer):
+class StoreIdentifyInputSerializer(serializers.Serializer):
     model = ModelField(required=False)
     audio = AudioField()
     top_k = serializers.IntegerField(min_value=1, max_value=100, default=5)
@@ -114,7 +114,7 @@ class IdentifyRequest(serializers.Serializer):
     store = serializers.RegexField(r"^[\w.\-]{1,64}$", required=False)
 
 
-class MatchSerializer(serializers.Serializer):
+class StoreMatchOutputSerializer(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()
     labels = serializers.DictField(child=serializers.CharField())
@@ -123,28 +123,28 @@ class MatchSerializer(serializers.Serializer):
     match = serializers.BooleanField()
 
 
-class IdentifyReply(serializers.Serializer):
-    matches = MatchSerializer(many=True)
+class StoreIdentifyOutputSerializer(serializers.Serializer):
+    matches = StoreMatchOutputSerializer(many=True)
     model = serializers.CharField()
     processing_time_ms = serializers.IntegerField()
 
 
-class ForgetRequest(serializers.Serializer):
+class VoiceForgetInputSerializer(serializers.Serializer):
     id = serializers.CharField(max_length=64)
 
 
-class EmbedRequest(serializers.Serializer):
+class RecordingEmbedInputSerializer(serializers.Serializer):
     model = ModelField(required=False)
     audio = AudioField()
 
 
-class EmbedReply(serializers.Serializer):
+class RecordingEmbedOutputSerializer(serializers.Serializer):
     embedding = serializers.ListField(child=serializers.FloatField())
     dim = serializers.IntegerField()
     model = serializers.CharField()
 
 
-class AnalyzeRequest(serializers.Serializer):
+class RecordingAnalyzeInputSerializer(serializers.Serializer):
     model = ModelField(required=False)
     audio = AudioField()
     actions = serializers.ListField(
@@ -155,23 +155,23 @@ class AnalyzeRequest(serializers.Serializer):
     )
 
 
-class AttributeSerializer(serializers.Serializer):
+class AttributeOutputSerializer(serializers.Serializer):
     label = serializers.CharField()
     scores = serializers.DictField(child=serializers.FloatField())
 
 
-class AnalyzeReply(serializers.Serializer):
-    age = AttributeSerializer(required=False)
-    gender = AttributeSerializer(required=False)
-    emotion = AttributeSerializer(required=False)
+class RecordingAnalyzeOutputSerializer(serializers.Serializer):
+    age = AttributeOutputSerializer(required=False)
+    gender = AttributeOutputSerializer(required=False)
+    emotion = AttributeOutputSerializer(required=False)
     model = serializers.CharField()
     processing_time_ms = serializers.IntegerField()
 
 
-class ErrorBodySerializer(serializers.Serializer):
+class ErrorBodyOutputSerializer(serializers.Serializer):
     code = serializers.IntegerField()
     message = serializers.CharField()
 
 
-class ErrorReply(serializers.Serializer):
-    error = ErrorBodySerializer()
+class VoiceErrorOutputSerializer(serializers.Serializer):
+    error = ErrorBodyOutputSerializer()

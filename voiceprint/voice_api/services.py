@@ -1,8 +1,10 @@
 """The Voice API's decisions, on the same store as the Voiceprint API.
 
-Its threshold is a cosine *distance* (1 - similarity); `confidence` falls from 1 at
-distance 0 through 0.5 at the threshold to 0 at distance 2 (opposite vectors), linearly
-on each side.
+Its threshold is a cosine *distance* (1 - similarity), and the decision is the Voiceprint
+API's rule stated in distances (voiceprint.services.is_match_by_distance). `confidence`
+falls from 1 at distance 0 through 0.5 at the threshold to 0 at distance 2 (opposite
+vectors), linearly on each side. Registering and forgetting a voice are the Voiceprint
+API's services (voice_create, voice_delete), called by the views.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from core.exceptions import ApiError, ErrorCode
 from engine.attributes import load_gender_head
 from engine.audio_classifiers import classify
 from tenancy.models import Tenant
-from tenancy.scoping import get_owned, owned
-from voiceprint import services
+from tenancy.scoping import owned
 from voiceprint.models import DEFAULT_STORE, Voice
-from voiceprint.selectors import nearest_voices
+from voiceprint.selectors import voice_list_nearest
+from voiceprint.services import audio_embed, cosine_similarity, elapsed_ms, is_match_by_distance
 from voiceprint.thresholds import default_distance_threshold
 
 logger = logging.getLogger(__name__)
@@ -32,7 +34,7 @@ MAX_DISTANCE = 2.0
 
 def confidence(distance: float, threshold: float) -> float:
     distance = min(max(distance, 0.0), MAX_DISTANCE)
-    if distance <= threshold:
+    if is_match_by_distance(distance=distance, threshold=threshold):  # the matching side
         value = 1.0 - 0.5 * distance / threshold if threshold > 0 else 0.5
     else:
         value = 0.5 * (MAX_DISTANCE - distance) / (MAX_DISTANCE - threshold)
@@ -40,7 +42,7 @@ def confidence(distance: float, threshold: float) -> float:
 
 
 @dataclass
-class PairVerdict:
+class PairVerifyResult:
     verified: bool
     distance: float
     threshold: float
@@ -49,45 +51,22 @@ class PairVerdict:
     processing_time_ms: int
 
 
-def verify_pair(
-    audio1: bytes, audio2: bytes, engine_name: str | None, threshold: float | None
-) -> PairVerdict:
+def pair_verify(
+    *, audio1: bytes, audio2: bytes, engine_name: str | None, threshold: float | None
+) -> PairVerifyResult:
+    """1:1 between two recordings, both embedded by the engine of the first."""
     started = time.perf_counter()
-    first = services.embed(audio1, engine_name).embedding
-    second = services.embed(audio2, first.model).embedding
-    distance = round(1.0 - float(np.dot(first.vector, second.vector)), 6)
+    first = audio_embed(audio=audio1, engine_name=engine_name).embedding
+    second = audio_embed(audio=audio2, engine_name=first.model).embedding
+    distance = round(1.0 - cosine_similarity(first.vector, second.vector), 6)
     threshold = default_distance_threshold(first.model) if threshold is None else threshold
-    return PairVerdict(
-        verified=distance <= threshold,
+    return PairVerifyResult(
+        verified=is_match_by_distance(distance=distance, threshold=threshold),
         distance=distance,
         threshold=threshold,
         confidence=confidence(distance, threshold),
         model=first.model,
-        processing_time_ms=services.elapsed_ms(started),
-    )
-
-
-def embed(audio: bytes, engine_name: str | None) -> engine.EmbeddingResult:
-    return services.embed(audio, engine_name).embedding
-
-
-def register(
-    tenant: Tenant,
-    audio: bytes,
-    *,
-    name: str,
-    labels: dict[str, str] | None,
-    store: str | None,
-    engine_name: str | None,
-) -> Voice:
-    """A voice of the shared store (visible in GET /v1/voiceprint/voices), bound to no device."""
-    return services.enroll_voice(
-        tenant=tenant,
-        audio=audio,
-        name=name,
-        labels=labels,
-        store=store or DEFAULT_STORE,
-        engine_name=engine_name,
+        processing_time_ms=elapsed_ms(started),
     )
 
 
@@ -106,10 +85,10 @@ class StoreIdentifyResult:
     processing_time_ms: int
 
 
-def identify_in_store(
+def store_identify(
     tenant: Tenant,
-    audio: bytes,
     *,
+    audio: bytes,
     store: str | None,
     engine_name: str | None,
     top_k: int,
@@ -117,21 +96,17 @@ def identify_in_store(
 ) -> StoreIdentifyResult:
     """1:N over a whole store of the tenant, nearest first."""
     started = time.perf_counter()
-    probe = services.embed(audio, engine_name).embedding
+    probe = audio_embed(audio=audio, engine_name=engine_name).embedding
     threshold = default_distance_threshold(probe.model) if threshold is None else threshold
     gallery = owned(Voice, tenant).filter(store=store or DEFAULT_STORE)
+    nearest = voice_list_nearest(gallery, vector=probe.vector, engine_name=probe.model, top_k=top_k)
     matches = []
-    for voice in nearest_voices(gallery, probe.vector, probe.model, top_k):
+    for voice in nearest:
         distance = round(max(float(voice.distance), 0.0), 6)
-        matches.append(
-            StoreMatch(voice, distance, confidence(distance, threshold), distance <= threshold)
-        )
+        match = is_match_by_distance(distance=distance, threshold=threshold)
+        matches.append(StoreMatch(voice, distance, confidence(distance, threshold), match))
     observability.count_identify(probe.model, "store", any(m.match for m in matches))
-    return StoreIdentifyResult(matches, probe.model, services.elapsed_ms(started))
-
-
-def forget(tenant: Tenant, voice_id: str) -> None:
-    services.delete_voice(get_owned(Voice, tenant, "voice", voice_id=voice_id))
+    return StoreIdentifyResult(matches, probe.model, elapsed_ms(started))
 
 
 def _gender_head(model: str):
@@ -151,10 +126,12 @@ def _classify(model_ref: str, waveform: np.ndarray) -> dict | None:
         return None
 
 
-def analyze(audio: bytes, engine_name: str | None, actions: list[str]) -> tuple[dict, str, int]:
+def recording_analyze(
+    *, audio: bytes, engine_name: str | None, actions: list[str]
+) -> tuple[dict, str, int]:
     """The attributes among `actions` (all when empty) that can be computed; 501 when none."""
     started = time.perf_counter()
-    embedded = services.embed(audio, engine_name)
+    embedded = audio_embed(audio=audio, engine_name=engine_name)
     model = embedded.embedding.model
     asked = actions or ["age", "gender", "emotion"]
     found: dict[str, dict] = {}
@@ -179,4 +156,4 @@ def analyze(audio: bytes, engine_name: str | None, actions: list[str]) -> tuple[
             ErrorCode.NOT_IMPLEMENTED,
             f"none of {', '.join(asked)} can be computed with model {model!r} on this server",
         )
-    return found, model, services.elapsed_ms(started)
+    return found, model, elapsed_ms(started)

@@ -9,6 +9,9 @@ from core.envelope import VoiceAPIView
 from core.fields import validated
 from core.input_guard import JSONParser
 from voiceprint.audio_input import audio_from_reference
+from voiceprint.models import DEFAULT_STORE
+from voiceprint.selectors import voice_get
+from voiceprint.services import audio_embed, voice_create, voice_delete
 from voiceprint.voice_api import schema, services
 from voiceprint.voice_api import serializers as s
 
@@ -17,42 +20,43 @@ class JsonVoiceView(VoiceAPIView):
     parser_classes = [JSONParser]
 
 
-class VerifyView(JsonVoiceView):
+class PairVerifyView(JsonVoiceView):
     @extend_schema(**schema.VERIFY)
     def post(self, request):
-        params = validated(s.VerifyRequest, request.data)
-        verdict = services.verify_pair(
-            audio_from_reference(params["audio1"], "audio1"),
-            audio_from_reference(params["audio2"], "audio2"),
-            params.get("model"),
-            params.get("threshold"),
+        params = validated(s.PairVerifyInputSerializer, request.data)
+        result = services.pair_verify(
+            audio1=audio_from_reference(params["audio1"], "audio1"),
+            audio2=audio_from_reference(params["audio2"], "audio2"),
+            engine_name=params.get("model"),
+            threshold=params.get("threshold"),
         )
-        return Response(s.VerifyReply(verdict).data)
+        return Response(s.PairVerifyOutputSerializer(result).data)
 
 
-class RegisterView(JsonVoiceView):
+class VoiceRegisterView(JsonVoiceView):
     @extend_schema(**schema.REGISTER)
     def post(self, request):
-        params = validated(s.RegisterRequest, request.data)
-        voice = services.register(
+        params = validated(s.VoiceRegisterInputSerializer, request.data)
+        # A voice of the shared store (visible in GET /v1/voiceprint/voices), bound to no device.
+        voice = voice_create(
             request.user.tenant,
-            audio_from_reference(params["audio"], "audio"),
+            audio=audio_from_reference(params["audio"], "audio"),
             name=params["name"],
             labels=params.get("labels"),
-            store=params.get("store"),
+            store=params.get("store", DEFAULT_STORE),
             engine_name=params.get("model"),
         )
         reply = {"id": voice.voice_id, "name": voice.name, "registered_at": voice.created_at}
-        return Response(s.RegisterReply(reply).data)
+        return Response(s.VoiceRegisterOutputSerializer(reply).data)
 
 
-class IdentifyView(JsonVoiceView):
+class StoreIdentifyView(JsonVoiceView):
     @extend_schema(**schema.IDENTIFY)
     def post(self, request):
-        params = validated(s.IdentifyRequest, request.data)
-        result = services.identify_in_store(
+        params = validated(s.StoreIdentifyInputSerializer, request.data)
+        result = services.store_identify(
             request.user.tenant,
-            audio_from_reference(params["audio"], "audio"),
+            audio=audio_from_reference(params["audio"], "audio"),
             store=params.get("store"),
             engine_name=params.get("model"),
             top_k=params["top_k"],
@@ -74,38 +78,38 @@ class IdentifyView(JsonVoiceView):
             "model": result.model,
             "processing_time_ms": result.processing_time_ms,
         }
-        return Response(s.IdentifyReply(reply).data)
+        return Response(s.StoreIdentifyOutputSerializer(reply).data)
 
 
-class ForgetView(JsonVoiceView):
+class VoiceForgetView(JsonVoiceView):
     @extend_schema(**schema.FORGET)
     def post(self, request):
-        services.forget(request.user.tenant, validated(s.ForgetRequest, request.data)["id"])
+        voice_id = validated(s.VoiceForgetInputSerializer, request.data)["id"]
+        voice_delete(voice_get(request.user.tenant, voice_id=voice_id))
         return Response(status=204)
 
 
-class EmbedView(JsonVoiceView):
+class RecordingEmbedView(JsonVoiceView):
     @extend_schema(**schema.EMBED)
     def post(self, request):
-        params = validated(s.EmbedRequest, request.data)
-        embedded = services.embed(
-            audio_from_reference(params["audio"], "audio"), params.get("model")
-        )
+        params = validated(s.RecordingEmbedInputSerializer, request.data)
+        audio = audio_from_reference(params["audio"], "audio")
+        embedding = audio_embed(audio=audio, engine_name=params.get("model")).embedding
         reply = {
-            "embedding": embedded.vector.tolist(),
-            "dim": embedded.dim,
-            "model": embedded.model,
+            "embedding": embedding.vector.tolist(),
+            "dim": embedding.dim,
+            "model": embedding.model,
         }
         return Response(reply)
 
 
-class AnalyzeView(JsonVoiceView):
+class RecordingAnalyzeView(JsonVoiceView):
     @extend_schema(**schema.ANALYZE)
     def post(self, request):
-        params = validated(s.AnalyzeRequest, request.data)
-        attributes, model, elapsed = services.analyze(
-            audio_from_reference(params["audio"], "audio"),
-            params.get("model"),
-            params.get("actions") or [],
+        params = validated(s.RecordingAnalyzeInputSerializer, request.data)
+        attributes, model, elapsed = services.recording_analyze(
+            audio=audio_from_reference(params["audio"], "audio"),
+            engine_name=params.get("model"),
+            actions=params.get("actions") or [],
         )
         return Response({**attributes, "model": model, "processing_time_ms": elapsed})

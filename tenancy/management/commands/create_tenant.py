@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from tenancy.models import Tenant
-from tenancy.services import create_tenant
+from tenancy.services import tenant_create
 
 
 class Command(BaseCommand):
@@ -18,7 +18,7 @@ class Command(BaseCommand):
             raise CommandError("the tenant name must not be empty")
         if Tenant.objects.filter(name=name).exists():
             raise CommandError(f"tenant {name!r} already exists; use create_token to add a token")
-        tenant, issued = create_tenant(name)
+        tenant, issued = tenant_create(name=name)
         self.stdout.write(f"Created tenant {tenant.name!r} (id {tenant.pk}).")
         self.stdout.write("Its API token follows; it is shown only now, keep it safe:")
         self.stdout.write(issued.plaintext)

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from tenancy.models import Tenant
-from tenancy.services import issue_token
+from tenancy.services import token_issue
 
 
 class Command(BaseCommand):
@@ -19,6 +19,6 @@ class Command(BaseCommand):
             found = Tenant.objects.get(**lookup)
         except Tenant.DoesNotExist:
             raise CommandError(f"no tenant {tenant!r}") from None
-        issued = issue_token(found, label=label)
+        issued = token_issue(found, label=label)
         self.stdout.write(f"New API token for tenant {found.name!r}; it is shown only now:")
         self.stdout.write(issued.plaintext)

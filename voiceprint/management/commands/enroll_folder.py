@@ -7,11 +7,11 @@ from tqdm import tqdm
 
 import engine
 from core.exceptions import ApiError
-from devices.models import Device
+from devices.selectors import device_get
 from engine.evaluation import audio_files, speaker_label
 from tenancy.models import Tenant
-from voiceprint import services
-from voiceprint.models import Voice
+from voiceprint.selectors import voice_list
+from voiceprint.services import voice_create, voice_sample_add
 
 
 class Command(BaseCommand):
@@ -31,19 +31,15 @@ class Command(BaseCommand):
     def handle(self, *args, device: str, folder: Path, tenant: str, **options):
         try:
             owner = Tenant.objects.get(name=tenant)
-            target = Device.objects.get(tenant=owner, device_id=device)
-        except (Tenant.DoesNotExist, Device.DoesNotExist):
+            target = device_get(owner, device_id=device)
+        except (Tenant.DoesNotExist, ApiError):
             raise CommandError(f"no device {device!r} for tenant {tenant!r}") from None
         if not folder.is_dir():
             raise CommandError(f"{folder} is not a folder")
         by_speaker: dict[str, list[Path]] = {}
         for path in audio_files(folder):
             by_speaker.setdefault(speaker_label(path, folder), []).append(path)
-        existing = set(
-            Voice.objects.filter(tenant=owner, bindings__device=target).values_list(
-                "name", flat=True
-            )
-        )
+        existing = {voice.name for voice in voice_list(owner, device_id=target.device_id)}
         todo = {name: files for name, files in by_speaker.items() if name not in existing}
         enrolled, skipped_files = 0, []
         total = sum(len(files) for files in todo.values())
@@ -55,12 +51,12 @@ class Command(BaseCommand):
                 for path in files:
                     try:
                         if voice is None:
-                            voice = services.enroll_voice(
-                                tenant=owner, audio=path.read_bytes(), devices=[target], name=name
+                            voice = voice_create(
+                                owner, audio=path.read_bytes(), devices=[target], name=name
                             )
                             enrolled += 1
                         else:
-                            services.add_sample(voice, path.read_bytes())
+                            voice_sample_add(voice, audio=path.read_bytes())
                     except (engine.EngineError, ApiError) as exc:
                         skipped_files.append(f"{path}: {exc}")
                     bar.update(1)

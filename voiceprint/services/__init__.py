@@ -1,0 +1,62 @@
+"""Writes and decisions of the voiceprint app, one job a module:
+
+- `enrollment`: voices from recordings, samples, settings and device bindings (with the
+  per-device capacity), centroids, re-embedding, deletion;
+- `recognition`: audio to embedding, and the 1:1 / 1:N decisions (the one decision rule);
+- `storage`: enrollment audio encoded as WAV, stored, opened and deleted.
+
+Callers import from `voiceprint.services`; the names below are the public ones.
+"""
+
+from voiceprint.services.enrollment import (
+    UNCHANGED,
+    device_capacity_check,
+    voice_centroid_refresh,
+    voice_create,
+    voice_delete,
+    voice_reembed,
+    voice_sample_add,
+    voice_update,
+)
+from voiceprint.services.recognition import (
+    Candidate,
+    EmbeddedAudio,
+    VoiceIdentifyResult,
+    VoiceVerifyResult,
+    audio_embed,
+    cosine_similarity,
+    elapsed_ms,
+    is_match,
+    is_match_by_distance,
+    voice_engine_check,
+    voice_identify,
+    voice_verify,
+)
+from voiceprint.services.storage import audio_delete, audio_open, audio_store, wav_encode
+
+__all__ = [
+    "UNCHANGED",
+    "Candidate",
+    "EmbeddedAudio",
+    "VoiceIdentifyResult",
+    "VoiceVerifyResult",
+    "audio_delete",
+    "audio_embed",
+    "audio_open",
+    "audio_store",
+    "cosine_similarity",
+    "device_capacity_check",
+    "elapsed_ms",
+    "is_match",
+    "is_match_by_distance",
+    "voice_centroid_refresh",
+    "voice_create",
+    "voice_delete",
+    "voice_engine_check",
+    "voice_identify",
+    "voice_reembed",
+    "voice_sample_add",
+    "voice_update",
+    "voice_verify",
+    "wav_encode",
+]
