@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 import torch
 
 from engine.errors import EngineUnavailableError, InsufficientSpeechError, ModelNotFoundError
@@ -29,8 +30,7 @@ from engine.speaker3d import (
     load_eres2net,
     write_random_model_dir,
 )
-
-SHARED_AUDIO = Path(__file__).resolve().parents[2].parent / "shared" / "audio"
+from tests.engine.conftest import ZH_DIR, require_shared_audio
 
 
 @pytest.fixture(autouse=True)
@@ -224,11 +224,8 @@ def test_too_short_waveform_is_insufficient_speech(models_root: Path) -> None:
 
 
 def test_real_speech(models_root: Path) -> None:
-    sf = pytest.importorskip("soundfile")
-    clips = sorted((SHARED_AUDIO / "zh" / "enroll").glob("*.wav"))
-    if not clips:
-        pytest.skip(f"shared audio absent at {SHARED_AUDIO}")
-    wave, rate = sf.read(clips[0], dtype="float32", frames=3 * 16_000)
+    clip = require_shared_audio(ZH_DIR / "enroll" / "fangjun-sr-1.wav")
+    wave, rate = soundfile.read(clip, dtype="float32", frames=3 * 16_000)
     assert rate == 16_000
     engine = load_campplus(EngineSettings(model_dir=str(models_root)))
     model_dir = models_root / CAMPPLUS.model_id
