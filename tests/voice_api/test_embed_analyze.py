@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import engine
 from engine.attributes import HeadFileError
 from tests.helpers import VP, envelope
 from tests.voice_api.conftest import DIM, ENGINE, b64, data_uri, error, ok, post, silence
@@ -59,8 +60,14 @@ def test_embed_is_the_same_for_every_audio_form(api, speech, audio_server):
     np.testing.assert_allclose(vectors[2], vectors[0], atol=1e-6)
 
 
-def test_embed_with_the_model_named(api, speech):
-    assert embed(api, b64(speech.speaker3d("speaker1_a_en")), model=ENGINE)["model"] == ENGINE
+def test_embed_with_the_model_named(api, speech, campplus_active):
+    audio = speech.speaker3d("speaker1_a_en")
+    default = embed(api, b64(audio))
+    assert (default["model"], default["dim"]) == (campplus_active, len(default["embedding"]))
+    named = embed(api, b64(audio), model=ENGINE)
+    assert (named["model"], named["dim"]) == (ENGINE, DIM)
+    expected = engine.get_engine(ENGINE).embed(engine.prepare_audio(audio).waveform)
+    np.testing.assert_allclose(named["embedding"], expected, atol=1e-5)
 
 
 def test_embed_with_an_engine_without_weights_is_503(api, speech):

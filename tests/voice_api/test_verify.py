@@ -130,9 +130,12 @@ def test_default_threshold_follows_the_setting(api, speech, settings):
     assert result["verified"] is (result["distance"] <= 0.1)
 
 
-def test_model_can_be_named(api, speech):
-    result = verify(api, *pair(speech, "speaker1_a_en", "speaker1_b_en"), model=ENGINE)
-    assert result["model"] == ENGINE and result["verified"] is True
+def test_model_can_be_named(api, speech, campplus_active):
+    same = pair(speech, "speaker1_a_en", "speaker1_b_en")
+    assert verify(api, *same)["model"] == campplus_active
+    named = verify(api, *same, model=ENGINE)
+    assert named["model"] == ENGINE and named["verified"] is True
+    assert named["threshold"] == pytest.approx(default_distance())  # ge2e's, not CAM++'s
 
 
 def test_anti_spoofing_is_accepted_and_ignored(api, speech):
