@@ -136,7 +136,9 @@ def head_that_never_heard_them() -> GenderHead:
 #: Speaker 118, male in SPEAKERS.TXT, is called female (P(male) 0.002 to 0.02, measured) by
 #: every head fitted without him, on 15, 30, 60 or all 247 other speakers: the shipped
 #: head's 0.97 for him is memorised. Strict: should a head ever get him right, say so.
-MISCALLED = pytest.mark.xfail(strict=True, reason="speaker 118 is called female out of sample")
+MISCALLED = pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason="speaker 118 is called female out of sample"
+)
 
 
 @pytest.mark.parametrize(
