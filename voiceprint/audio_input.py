@@ -69,10 +69,27 @@ class RawAudioParser(BaseParser):
         declared = request.META.get("CONTENT_LENGTH") or "0"
         if declared.isdigit() and int(declared) > MAX_RAW_BODY_BYTES:
             raise _too_large("raw audio body", MAX_RAW_BODY_BYTES)
-        data = stream.read(MAX_RAW_BODY_BYTES + 1) if stream is not None else b""
-        if len(data) > MAX_RAW_BODY_BYTES:
-            raise _too_large("raw audio body", MAX_RAW_BODY_BYTES)
-        return data
+        return _read_raw_body(stream) if stream is not None else b""
+
+
+def _read_raw_body(stream) -> bytes:
+    """At most MAX_RAW_BODY_BYTES bytes; a longer body is refused (41300) after one byte more
+    has been read, never the rest of it."""
+    data = stream.read(MAX_RAW_BODY_BYTES + 1)
+    if len(data) > MAX_RAW_BODY_BYTES:
+        raise _too_large("raw audio body", MAX_RAW_BODY_BYTES)
+    return data
+
+
+def _body_without_length(request: Request) -> bytes:
+    """A raw body sent without Content-Length (Transfer-Encoding: chunked), which Django
+    reads as empty. Where the server has de-chunked it and marks where it ends
+    (`wsgi.input_terminated`: gunicorn) it is read here, capped like any raw body; the
+    development server passes the chunks undecoded, and there it stays empty."""
+    meta = request.META
+    if meta.get("CONTENT_LENGTH") or not meta.get("wsgi.input_terminated"):
+        return b""
+    return _read_raw_body(meta["wsgi.input"])
 
 
 class OctetStreamAudioParser(RawAudioParser):
@@ -87,7 +104,7 @@ def read_audio_request(request: Request) -> AudioRequest:
     content_type = request.content_type.split(";")[0].strip().lower()
     if content_type.startswith(RAW_MEDIA_TYPES):
         params = header_parameters(request)
-        body = request.data if isinstance(request.data, bytes) else b""
+        body = request.data if isinstance(request.data, bytes) else _body_without_length(request)
         url = params.pop("audio_url", None)
         return AudioRequest(params, (lambda: _audio_from_url(url)) if url else (lambda: body))
     data = request.data

@@ -9,19 +9,24 @@ import numpy as np
 import pytest
 import soundfile
 
-#: The shared material lives beside the project root (see ../shared/README.md).
-SHARED_DIR = Path(__file__).resolve().parents[2].parent / "shared"
-AUDIO_DIR = SHARED_DIR / "audio"
+from tests.conftest import SHARED_AUDIO as AUDIO_DIR
+from tests.conftest import require_shared
+
 ZH_DIR = AUDIO_DIR / "zh"
 TRIAL_DIR = ZH_DIR / "test" / "3d-speaker"
 LIBRISPEECH_DIR = AUDIO_DIR / "librispeech-train-clean-100"
 
 
 def require_shared_audio(path: Path = AUDIO_DIR) -> Path:
-    """Skip the calling test, saying why, when the shared audio is not there."""
-    if not path.exists():
-        pytest.skip(f"shared audio not found at {path} (see ../shared/README.md)")
-    return path
+    """`path` in the shared audio; skips the calling test without it (fails under CI)."""
+    return require_shared(path)
+
+
+def shared_files(folder: Path, pattern: str = "*.wav") -> list[Path]:
+    """The files of a shared folder, sorted; skips without the folder (fails under CI)."""
+    files = sorted(require_shared_audio(folder).glob(pattern))
+    assert files, f"no {pattern} in {folder}"
+    return files
 
 
 def read_speech(path: Path) -> np.ndarray:

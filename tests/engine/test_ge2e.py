@@ -11,7 +11,7 @@ import soxr
 from engine.audio import SAMPLE_RATE, decode_audio, prepare_waveform
 from engine.base import SpeakerEngine
 from engine.settings import EngineSettings
-from tests.engine.conftest import TRIAL_DIR, ZH_DIR, read_speech, to_bytes
+from tests.engine.conftest import TRIAL_DIR, ZH_DIR, read_speech, shared_files, to_bytes
 
 SETTINGS = EngineSettings()
 
@@ -52,7 +52,7 @@ def test_same_speaker_scores_above_different_speaker(ge2e, language):
 
 
 def test_batch_matches_single(ge2e):
-    waveforms = [speech_of(p) for p in sorted((ZH_DIR / "enroll").glob("*.wav"))[:4]]
+    waveforms = [speech_of(p) for p in shared_files(ZH_DIR / "enroll")[:4]]
     # Different lengths, so the batch mixes utterances of different partial counts.
     assert len({len(w) for w in waveforms}) > 1
 
@@ -65,7 +65,7 @@ def test_batch_matches_single(ge2e):
 
 
 def test_concurrent_embedding_matches_sequential(ge2e):
-    waveforms = [speech_of(p) for p in sorted((ZH_DIR / "test").glob("*.wav"))] * 2
+    waveforms = [speech_of(p) for p in shared_files(ZH_DIR / "test")] * 2
     sequential = [ge2e.embed(w) for w in waveforms]
 
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 import torch
 
 from engine.errors import EngineUnavailableError, InsufficientSpeechError, ModelNotFoundError
@@ -29,8 +29,8 @@ from engine.speaker3d import (
     load_eres2net,
     write_random_model_dir,
 )
-
-SHARED_AUDIO = Path(__file__).resolve().parents[2].parent / "shared" / "audio"
+from tests.engine.conftest import ZH_DIR, require_shared_audio
+from tests.local_servers import closed_port
 
 
 @pytest.fixture(autouse=True)
@@ -224,11 +224,8 @@ def test_too_short_waveform_is_insufficient_speech(models_root: Path) -> None:
 
 
 def test_real_speech(models_root: Path) -> None:
-    sf = pytest.importorskip("soundfile")
-    clips = sorted((SHARED_AUDIO / "zh" / "enroll").glob("*.wav"))
-    if not clips:
-        pytest.skip(f"shared audio absent at {SHARED_AUDIO}")
-    wave, rate = sf.read(clips[0], dtype="float32", frames=3 * 16_000)
+    clip = require_shared_audio(ZH_DIR / "enroll" / "fangjun-sr-1.wav")
+    wave, rate = soundfile.read(clip, dtype="float32", frames=3 * 16_000)
     assert rate == 16_000
     engine = load_campplus(EngineSettings(model_dir=str(models_root)))
     model_dir = models_root / CAMPPLUS.model_id
@@ -316,15 +313,18 @@ def test_absent_model_raises_model_not_found(tmp_path: Path, where: str) -> None
     assert "downloads disabled" in str(caught.value)
 
 
-def test_unreachable_hub_fails_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_hub_fails_fast(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, connects: list[tuple]
+) -> None:
+    port = closed_port()  # nothing listens there
     monkeypatch.setenv("VOICEPRINT_MODEL_DOWNLOAD", "1")
-    monkeypatch.setenv("MODELSCOPE_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
-    started = time.monotonic()
+    monkeypatch.setenv("MODELSCOPE_ENDPOINT", f"http://127.0.0.1:{port}")
     with pytest.raises(ModelNotFoundError) as caught:
         load_campplus(EngineSettings(model_dir=str(tmp_path)))
-    assert time.monotonic() - started < 10
     assert_download_hint(str(caught.value), CAMPPLUS)
     assert "unreachable" in str(caught.value)
+    # One quick probe of the hub, then the error: no download started, no retries.
+    assert connects == [("127.0.0.1", port)]
 
 
 def assert_download_hint(message: str, spec: ModelSpec) -> None:

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tests.helpers import VP, envelope
-from tests.voiceprint.conftest import create_device, enroll, identify
+from tests.voiceprint.conftest import ENGINE, create_device, enroll, identify
 
 METRIC_FAMILIES = (
     "voiceprint_http_request_duration_seconds",
@@ -93,10 +93,9 @@ class TestRequestMetrics:
 class TestRecognitionMetrics:
     def test_identify_counts_and_embedding_time(self, api, media_root, enroll_audio, probe_audio):
         create_device(api, "dev-1")
-        voice = enroll(api, enroll_audio, "dev-1", voice_name="fangjun")
-        model = voice["model"]
-        identified = {"model": model, "surface": "device"}
-        embedded = {"engine": model, "mode": "in-process"}
+        assert enroll(api, enroll_audio, "dev-1", voice_name="fangjun")["model"] == ENGINE
+        identified = {"model": ENGINE, "surface": "device"}
+        embedded = {"engine": ENGINE, "mode": "in-process"}
         counts = (
             sample("voiceprint_identify_total", **identified),
             sample("voiceprint_identify_matched_total", **identified),
@@ -112,11 +111,16 @@ class TestRecognitionMetrics:
         assert sample("voiceprint_embedding_duration_seconds_sum", **embedded) > 0
 
     def test_voice_api_identify_is_counted_per_store_surface(self, api, probe_audio):
+        labels = {"model": ENGINE, "surface": "store"}
+        counts = (
+            sample("voiceprint_identify_total", **labels),
+            sample("voiceprint_identify_total", model=ENGINE, surface="device"),
+        )
         body = {"audio": base64.b64encode(probe_audio).decode()}
         reply = api.post("/v1/voice/identify", body, format="json")
         assert reply.status_code == 200, reply.content[:200]
-        labels = {"model": reply.json()["model"], "surface": "store"}
-        assert sample("voiceprint_identify_total", **labels) >= 1
+        assert sample("voiceprint_identify_total", **labels) == counts[0] + 1
+        assert sample("voiceprint_identify_total", model=ENGINE, surface="device") == counts[1]
 
 
 class TestWorkerTimings:

@@ -45,9 +45,27 @@ def no_classifiers(monkeypatch) -> None:
 
 @pytest.fixture
 def gender_head() -> Path:
-    if not GENDER_HEAD.is_file():
-        pytest.skip(f"gender head not shipped yet: {GENDER_HEAD} is missing")
+    assert GENDER_HEAD.is_file(), f"the gender head ships with the engine: {GENDER_HEAD}"
     return GENDER_HEAD
+
+
+@pytest.fixture
+def campplus_active(tmp_path, monkeypatch) -> str:
+    """CAM++ on random weights of the real network (no accuracy, but real embeddings of
+    another size) as the active engine, so that a request naming ENGINE names an engine
+    that is not the default one. Returns the active engine's name."""
+    import engine
+    from engine.speaker3d import CAMPPLUS, write_random_model_dir
+
+    models = tmp_path / "models"
+    write_random_model_dir(CAMPPLUS, models / CAMPPLUS.model_id, seed=1)
+    monkeypatch.setenv("VOICEPRINT_ONNX", "0")  # no export: torch runs the random network
+    active = dataclasses.replace(
+        engine.current_settings(), engine=CAMPPLUS.name, fallback="", model_dir=str(models)
+    )
+    engine.configure(active)
+    yield CAMPPLUS.name
+    engine.configure(None)
 
 
 # --------------------------------------------------------------------------- audio

@@ -5,15 +5,39 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.attributes import HeadFileError
+import engine
+from engine.attributes import (
+    LABELS,
+    GenderHead,
+    HeadFileError,
+    embed_labelled_files,
+    file_speaker,
+    fit_gender_head,
+    read_gender_head,
+    read_speaker_sexes,
+)
+from engine.evaluation import audio_files
+from tests.conftest import require_shared
 from tests.helpers import VP, envelope
-from tests.voice_api.conftest import DIM, ENGINE, b64, data_uri, error, ok, post, silence
+from tests.voice_api.conftest import (
+    DIM,
+    ENGINE,
+    LIBRISPEECH,
+    b64,
+    data_uri,
+    error,
+    ok,
+    post,
+    silence,
+)
 from voiceprint.voice_api import services as voice_services
 
 INVALID, NO_AUDIO, UNDECODABLE, TOO_LITTLE_SPEECH = 40000, 40001, 40002, 40003
 NOT_IMPLEMENTED, UNAVAILABLE = 50100, 50300
-#: LibriSpeech utterances and the sex SPEAKERS.TXT gives their speaker.
+#: LibriSpeech utterances and the sex SPEAKERS.TXT gives their speaker (two of each).
 KNOWN_SEX = ["118-121721-0000", "1034-121119-0000", "1183-124566-0000", "1088-129236-0000"]
+#: Speakers of each sex the held-out head below is fitted on.
+TRAINING_PER_SEX = 15
 
 pytestmark = pytest.mark.django_db
 
@@ -59,8 +83,14 @@ def test_embed_is_the_same_for_every_audio_form(api, speech, audio_server):
     np.testing.assert_allclose(vectors[2], vectors[0], atol=1e-6)
 
 
-def test_embed_with_the_model_named(api, speech):
-    assert embed(api, b64(speech.speaker3d("speaker1_a_en")), model=ENGINE)["model"] == ENGINE
+def test_embed_with_the_model_named(api, speech, campplus_active):
+    audio = speech.speaker3d("speaker1_a_en")
+    default = embed(api, b64(audio))
+    assert (default["model"], default["dim"]) == (campplus_active, len(default["embedding"]))
+    named = embed(api, b64(audio), model=ENGINE)
+    assert (named["model"], named["dim"]) == (ENGINE, DIM)
+    expected = engine.get_engine(ENGINE).embed(engine.prepare_audio(audio).waveform)
+    np.testing.assert_allclose(named["embedding"], expected, atol=1e-5)
 
 
 def test_embed_with_an_engine_without_weights_is_503(api, speech):
@@ -87,8 +117,39 @@ def test_embed_without_audio_is_400_no_audio(api):
 # --------------------------------------------------------------------------- analyze
 
 
-@pytest.mark.parametrize("utterance", KNOWN_SEX)
-def test_gender_of_known_speakers(api, speech, gender_head, utterance):
+@pytest.fixture(scope="module")
+def head_that_never_heard_them() -> GenderHead:
+    """The shipped head was trained on every LibriSpeech speaker here, those of KNOWN_SEX
+    too (README), so its answers for them are in-sample. This head is fitted by the same
+    recipe on other speakers only: its answers for KNOWN_SEX are real predictions."""
+    folder = require_shared(LIBRISPEECH)
+    sexes = read_speaker_sexes(folder / "SPEAKERS.TXT")
+    asked = {file_speaker(LIBRISPEECH / f"{utterance}.flac") for utterance in KNOWN_SEX}
+    others = [f for f in audio_files(folder) if file_speaker(f) not in asked]
+    chosen = [[f for f in others if sexes[file_speaker(f)] == sex][:TRAINING_PER_SEX]
+              for sex in LABELS]  # fmt: skip
+    data = embed_labelled_files(chosen[0] + chosen[1], sexes, ENGINE, progress=False)
+    assert not asked & set(data.speakers) and len(set(data.speakers)) == 2 * TRAINING_PER_SEX
+    return fit_gender_head(data.x, data.y, data.speakers, engine_name=ENGINE, folds=3)
+
+
+#: Speaker 118, male in SPEAKERS.TXT, is called female (P(male) 0.002 to 0.02, measured) by
+#: every head fitted without him, on 15, 30, 60 or all 247 other speakers: the shipped
+#: head's 0.97 for him is memorised. Strict: should a head ever get him right, say so.
+MISCALLED = pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason="speaker 118 is called female out of sample"
+)
+
+
+@pytest.mark.parametrize(
+    "utterance",
+    [pytest.param(u, marks=MISCALLED) if u.startswith("118-") else u for u in KNOWN_SEX],
+)
+def test_gender_of_speakers_the_head_never_heard(
+    api, speech, head_that_never_heard_them, monkeypatch, utterance
+):
+    head = head_that_never_heard_them
+    monkeypatch.setattr(voice_services, "load_gender_head", lambda model: head)
     reply = ok(analyze(api, speech.librispeech(utterance), actions=["gender"]))
     gender = reply["gender"]
     assert set(gender) == {"label", "scores"}
@@ -96,6 +157,17 @@ def test_gender_of_known_speakers(api, speech, gender_head, utterance):
     assert sum(gender["scores"].values()) == pytest.approx(1.0, abs=1e-4)
     assert gender["label"] == max(gender["scores"], key=gender["scores"].get)
     assert gender["label"] == speech.sex(utterance)
+
+
+def test_gender_is_the_shipped_heads_answer(api, speech, gender_head):
+    """The API answers with the shipped head on the live embedding (its accuracy on these
+    training speakers would prove nothing: see head_that_never_heard_them)."""
+    audio = speech.librispeech(KNOWN_SEX[0])
+    gender = ok(analyze(api, audio, actions=["gender"]))["gender"]
+    expected = read_gender_head(gender_head).predict(engine.embed_audio(audio, ENGINE).vector)
+    assert gender["label"] == expected["label"]
+    for label, score in expected["scores"].items():
+        assert gender["scores"][label] == pytest.approx(score, abs=1e-5)
 
 
 def test_only_the_asked_attribute_is_returned(api, speech, gender_head):

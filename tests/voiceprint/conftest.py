@@ -1,8 +1,9 @@
 """Fixtures and helpers of the Voiceprint API voice tests.
 
 Audio: the real speech in ../shared/audio/zh, read once per session (`speech`), plus a few
-synthetic recordings made here (silence, a too-short clip). Voices are enrolled through the
-API itself; helpers below keep each test short.
+synthetic recordings made here (silence, a too-short clip). The default threshold was chosen
+on the zh enroll/ and test/ files: decisions at it are tested on `speech.held_out(...)`.
+Voices are enrolled through the API itself; helpers below keep each test short.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.conftest import SHARED_AUDIO, stored_files
+from tests.conftest import HELD_OUT_AUDIO, SHARED_AUDIO, stored_files
 from tests.helpers import VP, envelope
 from tests.local_servers import AudioServer, closed_port, running_server  # noqa: F401 (re-exported)
 
@@ -66,6 +67,11 @@ class Speech:
 
     def test(self, speaker: str, n: int = 1) -> bytes:
         return _read(ZH / "test" / f"{speaker}-test-sr-{n}.wav")
+
+    def held_out(self, name: str) -> bytes:
+        """A 3D-Speaker trial file, e.g. "speaker1_a_en": speakers the default threshold
+        was not chosen on (tests/conftest.py HELD_OUT_AUDIO)."""
+        return _read(HELD_OUT_AUDIO / f"{name}_16k.wav")
 
     def enroll_files(self, speaker: str) -> list[bytes]:
         return [_read(p) for p in sorted((ZH / "enroll").glob(f"{speaker}-sr-*.wav"))]

@@ -142,11 +142,12 @@ class TestCreateForms:
         assert same_samples(stored_audio(api, voice), audio)
 
     def test_audio_url_header_wins_over_raw_body(self, api, speech, device, audio_server):
-        url = audio_server.serve("/leijun.wav", speech.enroll("leijun"))
-        voice = enroll(api, speech.enroll("fangjun"), DEV, audio_url=url)
-        assert audio_server.requests == ["/leijun.wav"]
-        assert same_samples(stored_audio(api, voice), speech.enroll("leijun"))
-        assert verify(api, voice["voice_id"], speech.test("leijun"))["verified"] is True
+        url = audio_server.serve("/speaker1.wav", speech.held_out("speaker1_a_en"))
+        voice = enroll(api, speech.held_out("speaker2_a_en"), DEV, audio_url=url)
+        assert audio_server.requests == ["/speaker1.wav"]
+        assert same_samples(stored_audio(api, voice), speech.held_out("speaker1_a_en"))
+        # Held-out speakers: speaker1_b_en scores 0.86 against speaker1_a_en (threshold 0.75).
+        assert verify(api, voice["voice_id"], speech.held_out("speaker1_b_en"))["verified"] is True
 
     def test_audio_url_wins_over_base64(self, api, speech, device, audio_server):
         url = audio_server.serve("/leijun.wav", speech.enroll("leijun"))
