@@ -51,7 +51,7 @@ def exact_verify_score(voice_id: str, audio: bytes) -> float:
     """The unrounded score `verify` compares with the voice's threshold; asserted to be the
     same on a second run, since a test puts the threshold exactly on it."""
     voice = Voice.objects.get(voice_id=voice_id)
-    first, second = (services.verify_voice(voice, audio).score for _ in range(2))
+    first, second = (services.voice_verify(voice, audio=audio).score for _ in range(2))
     assert first == second, "the engine must embed the same audio the same way"
     return first
 
@@ -61,8 +61,8 @@ def exact_identify_score(tenant, device_id: str, audio: bytes) -> float:
     threshold (the device's stats count these runs too)."""
     device = Device.objects.get(tenant=tenant, device_id=device_id)
     first, second = (
-        services.identify_on_device(
-            tenant=tenant, device=device, audio=audio, agent_id=None, top_k=1
+        services.voice_identify(
+            tenant, device=device, audio=audio, agent_id=None, top_k=1
         ).best.score
         for _ in range(2)
     )
