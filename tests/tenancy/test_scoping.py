@@ -6,8 +6,8 @@ from devices.models import Device
 from interrupts.models import RoleInterrupt
 from roles.models import Role
 from tests.helpers import VP, envelope
-from tests.platform.test_devices import MAC, create_device
-from tests.platform.test_roles import create_role
+from tests.devices.test_api import MAC, create_device
+from tests.roles.test_api import create_role
 
 AGENT = "agent_001"
 

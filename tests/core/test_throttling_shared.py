@@ -14,7 +14,7 @@ import redis
 
 from tests.conftest import PROJECT_ROOT
 from tests.integration.conftest import REDIS_URL, require_redis
-from tests.operations.service import START_TIMEOUT, Service, free_port, wait_for
+from tests.config.service import START_TIMEOUT, Service, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 

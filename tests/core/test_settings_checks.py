@@ -13,7 +13,7 @@ from django.core.checks import run_checks
 
 from core.checks import POSITIVE_SETTINGS
 from tests.conftest import PROJECT_ROOT
-from tests.operations.service import free_port, postmaster_pid
+from tests.config.service import free_port, postmaster_pid
 
 
 def reported() -> dict[str, str]:

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from tests.operations.service import Service
+from tests.config.service import Service
 
 pytestmark = pytest.mark.slow
 

@@ -76,7 +76,7 @@ class TestErrorsOutsideTheViews:
     """Django refuses some requests before any view runs; the API's shape still holds."""
 
     def test_an_exception_in_a_middleware_is_an_envelope(self, api, settings):
-        settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.platform.test_envelope.Exploding"]
+        settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.core.test_envelope.Exploding"]
         api.raise_request_exception = False
         envelope(api.get(VP + "roles"), 50000)
 

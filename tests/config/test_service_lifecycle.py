@@ -17,7 +17,7 @@ import pytest
 
 from config.embedded_postgres import server_for
 from tests.conftest import PROJECT_ROOT
-from tests.operations.service import Service, postmaster_pid, wait_for
+from tests.config.service import Service, postmaster_pid, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 import pytest
 
 from tests.helpers import VP, envelope
-from tests.platform.test_roles import create_role
+from tests.roles.test_api import create_role
 
 AGENT = "agent_001"
 
