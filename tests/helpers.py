@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 VP = "/v1/voiceprint/"
 
@@ -20,3 +25,27 @@ def envelope(response, code: int = 0) -> Any:
         assert body["msg"], "an error must say what is wrong"
         assert "Traceback" not in body["msg"]
     return body["data"]
+
+
+@contextmanager
+def nothing_stored(media_root: Path) -> Iterator[None]:
+    """Assert that the block adds or removes no voice, sample, binding or audio file, and
+    moves no voice's centroid."""
+    from tests.conftest import stored_files
+    from voiceprint.models import Voice, VoiceBinding, VoiceSample
+
+    def snapshot():
+        return (
+            list(Voice.objects.order_by("pk").values_list("pk", "centroid")),
+            VoiceSample.objects.count(),
+            VoiceBinding.objects.count(),
+            stored_files(media_root),
+        )
+
+    before = snapshot()
+    yield
+    after = snapshot()
+    assert [pk for pk, _ in after[0]] == [pk for pk, _ in before[0]]
+    for (_, old), (_, new) in zip(before[0], after[0], strict=True):
+        np.testing.assert_array_equal(new, old)
+    assert after[1:] == before[1:]

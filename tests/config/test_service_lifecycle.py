@@ -16,8 +16,8 @@ import threading
 import pytest
 
 from config.embedded_postgres import server_for
-from tests.conftest import PROJECT_ROOT
 from tests.config.service import Service, postmaster_pid, wait_for
+from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 

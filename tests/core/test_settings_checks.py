@@ -12,8 +12,8 @@ import pytest
 from django.core.checks import run_checks
 
 from core.checks import POSITIVE_SETTINGS
-from tests.conftest import PROJECT_ROOT
 from tests.config.service import free_port, postmaster_pid
+from tests.conftest import PROJECT_ROOT
 
 
 def reported() -> dict[str, str]:

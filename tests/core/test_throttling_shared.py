@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from tests.config.service import START_TIMEOUT, Service, free_port, wait_for
 from tests.conftest import PROJECT_ROOT
 from tests.integration.conftest import REDIS_URL, require_redis
-from tests.config.service import START_TIMEOUT, Service, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 

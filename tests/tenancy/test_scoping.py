@@ -5,8 +5,8 @@ import pytest
 from devices.models import Device
 from interrupts.models import RoleInterrupt
 from roles.models import Role
-from tests.helpers import VP, envelope
 from tests.devices.test_api import MAC, create_device
+from tests.helpers import VP, envelope
 from tests.roles.test_api import create_role
 
 AGENT = "agent_001"

@@ -9,8 +9,6 @@ Voices are enrolled through the API itself; helpers below keep each test short.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from urllib.parse import quote
@@ -19,8 +17,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.conftest import HELD_OUT_AUDIO, SHARED_AUDIO, stored_files
-from tests.helpers import VP, envelope
+from tests.conftest import HELD_OUT_AUDIO, SHARED_AUDIO
+from tests.factories import clip, silence  # noqa: F401 (re-exported)
+from tests.factories import wav as wav_bytes  # noqa: F401 (re-exported)
+from tests.helpers import VP, envelope, nothing_stored  # noqa: F401 (re-exported)
 from tests.local_servers import AudioServer, closed_port, running_server  # noqa: F401 (re-exported)
 
 ZH = SHARED_AUDIO / "zh"
@@ -31,24 +31,6 @@ PRINTABLE_ASCII = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
 
 
 # --------------------------------------------------------------------------- storage
-
-
-@contextmanager
-def nothing_stored(root: Path) -> Iterator[None]:
-    """Assert that the block adds no voice, sample, binding or audio file."""
-    from voiceprint.models import Voice, VoiceBinding, VoiceSample
-
-    def snapshot():
-        return (
-            Voice.objects.count(),
-            VoiceSample.objects.count(),
-            VoiceBinding.objects.count(),
-            stored_files(root),
-        )
-
-    before = snapshot()
-    yield
-    assert snapshot() == before
 
 
 # --------------------------------------------------------------------------- audio
@@ -86,24 +68,9 @@ def speech(shared_audio) -> Speech:
     return Speech()
 
 
-def wav_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
-    buffer = io.BytesIO()
-    soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
-
-
 def read_wav(data: bytes) -> tuple[np.ndarray, int]:
     samples, rate = soundfile.read(io.BytesIO(data), dtype="int16")
     return samples, rate
-
-
-def silence(seconds: float = 3.0) -> bytes:
-    return wav_bytes(np.zeros(int(16000 * seconds), dtype=np.int16))
-
-
-def clip(wav: bytes, start: float, seconds: float) -> bytes:
-    samples, rate = read_wav(wav)
-    return wav_bytes(samples[int(start * rate) : int((start + seconds) * rate)], rate)
 
 
 # --------------------------------------------------------------------------- API helpers

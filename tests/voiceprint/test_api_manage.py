@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import stored_files
 from tests.helpers import VP, envelope
 from tests.voiceprint.conftest import (
     ENGINE,
@@ -18,7 +19,6 @@ from tests.voiceprint.conftest import (
     post_raw,
     read_wav,
     silence,
-    stored_files,
     update,
     verify,
 )

@@ -5,9 +5,6 @@ capacity, refusals that store nothing, deletion and re-embedding."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +15,7 @@ from core.exceptions import ApiError, ErrorCode
 from devices.models import Device
 from tests import factories as make
 from tests.conftest import stored_files
+from tests.helpers import nothing_stored
 from voiceprint.models import Voice, VoiceBinding, VoiceSample
 from voiceprint.services import (
     voice_centroid_refresh,
@@ -30,27 +28,6 @@ from voiceprint.services import (
 from voiceprint.thresholds import default_similarity_threshold
 
 pytestmark = pytest.mark.django_db
-
-
-@contextmanager
-def nothing_stored(media_root: Path) -> Iterator[None]:
-    """Assert that the block adds or removes no voice, sample, binding or audio file."""
-
-    def snapshot():
-        return (
-            list(Voice.objects.order_by("pk").values_list("pk", "centroid")),
-            VoiceSample.objects.count(),
-            VoiceBinding.objects.count(),
-            stored_files(media_root),
-        )
-
-    before = snapshot()
-    yield
-    after = snapshot()
-    assert [pk for pk, _ in after[0]] == [pk for pk, _ in before[0]]
-    for (_, old), (_, new) in zip(before[0], after[0], strict=True):
-        np.testing.assert_array_equal(new, old)  # no centroid moved either
-    assert after[1:] == before[1:]
 
 
 def sample_embeddings(voice: Voice) -> np.ndarray:
