@@ -206,6 +206,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name for the "true"/"false" strings of every TrueFalseStringField (core.fields),
+    # whatever the field is called (`interrupt`, `uncertain_interrupt`).
+    "ENUM_NAME_OVERRIDES": {"TrueFalseEnum": ["true", "false"]},
     # Adds the business codes, the audio forms and the tag descriptions (tenancy/schema.py).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

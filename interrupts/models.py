@@ -1,4 +1,4 @@
-"""Per agent and role, whether that role may interrupt the agent."""
+"""Per agent: whether each role may interrupt it, and whether an uncertain speaker may."""
 
 from django.db import models
 
@@ -26,3 +26,26 @@ class RoleInterrupt(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.agent_id}/{self.role}: {self.interrupt}"
+
+
+class AgentPolicy(TenantOwned):
+    """An AI agent's own interrupt settings, beside the per-role ones.
+
+    `uncertain_interrupt`: whether a speaker identify could not tell apart with confidence
+    (decision "uncertain") may interrupt the agent. An agent without a row uses the
+    defaults, so agents still need no creation.
+    """
+
+    agent_id = models.CharField(max_length=128)
+    uncertain_interrupt = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["agent_id"]
+        verbose_name_plural = "agent policies"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "agent_id"], name="one_policy_per_agent")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id}: uncertain_interrupt={self.uncertain_interrupt}"

@@ -1,16 +1,18 @@
-"""Reads: role-interrupt settings per agent."""
+"""Reads: an agent's interrupt settings (per role, and for uncertain speakers)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from interrupts.models import RoleInterrupt
+from interrupts.models import AgentPolicy, RoleInterrupt
 from roles.models import Role
 from roles.selectors import role_list
 from tenancy.models import Tenant
 from tenancy.scoping import owned
 
 DEFAULT_INTERRUPT = True
+#: A speaker identify cannot tell apart with confidence does not interrupt unless allowed.
+DEFAULT_UNCERTAIN_INTERRUPT = False
 
 
 @dataclass(frozen=True)
@@ -43,3 +45,15 @@ def role_interrupt_get(tenant: Tenant, *, agent_id: str, role: Role | None) -> b
         .first()
     )
     return DEFAULT_INTERRUPT if setting is None else setting
+
+
+def agent_uncertain_interrupt_get(tenant: Tenant, *, agent_id: str) -> bool:
+    """Whether a speaker identify is uncertain about (decision "uncertain") may interrupt
+    the agent: its policy's setting, False for an agent without one."""
+    setting = (
+        owned(AgentPolicy, tenant)
+        .filter(agent_id=agent_id)
+        .values_list("uncertain_interrupt", flat=True)
+        .first()
+    )
+    return DEFAULT_UNCERTAIN_INTERRUPT if setting is None else setting

@@ -63,7 +63,10 @@ def acme(api, audio) -> dict[str, str]:
             voice_name="mom",
         )
     )
-    setting = {"roleinterrupt": [{"role_id": role_id, "interrupt": "false"}]}
+    setting = {
+        "roleinterrupt": [{"role_id": role_id, "interrupt": "false"}],
+        "uncertain_interrupt": "true",
+    }
     envelope(api.put(VP + f"roleinterrupt/{AGENT}", setting, format="json"))
     registered = api.post(
         V + "register",
@@ -173,7 +176,10 @@ ROWS = [
         "put",
         lambda c, ids, a: c.put(
             VP + f"roleinterrupt/{AGENT}",
-            {"roleinterrupt": [{"role_id": ids["role"], "interrupt": "true"}]},
+            {
+                "roleinterrupt": [{"role_id": ids["role"], "interrupt": "true"}],
+                "uncertain_interrupt": "false",
+            },
             format="json",
         ),
         takes_id=True,

@@ -4,6 +4,12 @@ from rest_framework import serializers
 
 from core.fields import TrueFalseStringField
 
+UNCERTAIN_HELP = (
+    'Whether a speaker identify is uncertain about (decision "uncertain": too little or '
+    'too noisy speech, or two voices too close to tell apart) may interrupt the agent; "false" '
+    "for an agent never set."
+)
+
 
 class RoleInterruptOutputSerializer(serializers.Serializer):
     role_id = serializers.CharField()
@@ -13,6 +19,7 @@ class RoleInterruptOutputSerializer(serializers.Serializer):
 
 class RoleInterruptListOutputSerializer(serializers.Serializer):
     roleinterrupt = RoleInterruptOutputSerializer(many=True)
+    uncertain_interrupt = TrueFalseStringField(help_text=UNCERTAIN_HELP)
 
 
 class RoleInterruptSettingInputSerializer(serializers.Serializer):
@@ -23,4 +30,21 @@ class RoleInterruptSettingInputSerializer(serializers.Serializer):
 
 
 class RoleInterruptUpdateInputSerializer(serializers.Serializer):
-    roleinterrupt = RoleInterruptSettingInputSerializer(many=True, allow_empty=True)
+    """Either part may be left out (left as it is), not both."""
+
+    roleinterrupt = RoleInterruptSettingInputSerializer(
+        many=True,
+        allow_empty=True,
+        required=False,
+        help_text="Required without uncertain_interrupt.",
+    )
+    uncertain_interrupt = TrueFalseStringField(
+        required=False, help_text=UNCERTAIN_HELP + " Left out: unchanged."
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs:
+            raise serializers.ValidationError(
+                {"roleinterrupt": "required unless uncertain_interrupt is given"}
+            )
+        return attrs

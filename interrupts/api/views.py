@@ -26,18 +26,24 @@ def _checked_agent_id(agent_id: str) -> str:
 class RoleInterruptView(VoiceprintAPIView):
     @extend_schema(**schema.GET)
     def get(self, request, agent_id: str):
-        settings = selectors.role_interrupt_list(
-            request.user.tenant, agent_id=_checked_agent_id(agent_id)
-        )
-        reply = {"roleinterrupt": [asdict(setting) for setting in settings]}
+        tenant, agent_id = request.user.tenant, _checked_agent_id(agent_id)
+        settings = selectors.role_interrupt_list(tenant, agent_id=agent_id)
+        reply = {
+            "roleinterrupt": [asdict(setting) for setting in settings],
+            "uncertain_interrupt": selectors.agent_uncertain_interrupt_get(
+                tenant, agent_id=agent_id
+            ),
+        }
         return ok(RoleInterruptListOutputSerializer(reply).data)
 
     @extend_schema(**schema.UPDATE)
     def put(self, request, agent_id: str):
-        items = validated(RoleInterruptUpdateInputSerializer, request.data)["roleinterrupt"]
-        services.role_interrupt_update(
+        params = validated(RoleInterruptUpdateInputSerializer, request.data)
+        items = params.get("roleinterrupt")
+        services.agent_interrupts_update(
             request.user.tenant,
             agent_id=_checked_agent_id(agent_id),
-            settings={item["role_id"]: item["interrupt"] for item in items},
+            role_settings=None if items is None else {i["role_id"]: i["interrupt"] for i in items},
+            uncertain_interrupt=params.get("uncertain_interrupt"),
         )
         return ok()

@@ -1,5 +1,6 @@
-"""The console in headless Chromium: log in, tokens, a device, enrollment by upload, the
-sample players, and the identify test page by upload and by microphone."""
+"""The console in headless Chromium: log in, tokens, a device, an agent's interrupt settings,
+enrollment by upload, the sample players, and the identify test page by upload and by
+microphone."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def acme(db):
 
 def test_console_tour(browser, superuser, acme, shared_zh):
     from devices.models import Device
+    from interrupts.selectors import agent_uncertain_interrupt_get
+    from roles.selectors import role_get_default
     from tenancy.models import ApiToken
 
     browser.log_in("root", PASSWORD)
@@ -51,6 +54,21 @@ def test_console_tour(browser, superuser, acme, shared_zh):
     browser.submit("input[name=_save]")
     assert "was added successfully" in browser.find(".messagelist").text
     device = Device.objects.get(tenant=acme, device_id="kitchen-01")
+
+    # An agent's settings: every role's checkbox and the uncertain speaker's.
+    browser.get("/admin/interrupts/roleinterrupt/")
+    browser.find(".object-tools a[href$='/agent/']").click()
+    browser.select("#id_tenant", "acme")
+    browser.find("#id_agent_id").send_keys("robot")
+    browser.submit("#agent-form input[type=submit]")
+    assert browser.find(f"#interrupt-{role_get_default(acme).role_id}").is_selected()
+    assert not browser.find("#id_uncertain_interrupt").is_selected()
+    browser.find("label[for=id_uncertain_interrupt]").click()
+    browser.submit("#agent-roles-form input[type=submit]")
+    assert "Saved the settings of agent robot." in browser.find(".messagelist").text
+    assert browser.find("#id_uncertain_interrupt").is_selected()
+    assert agent_uncertain_interrupt_get(acme, agent_id="robot") is True
+    browser.screenshot("agent-settings")
 
     # Two voices enrolled by upload, one with a second sample.
     for speaker in ("fangjun", "leijun"):

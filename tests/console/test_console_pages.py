@@ -252,7 +252,7 @@ class TestVoices:
 
 class TestAgents:
     def test_page_lists_every_role_and_saves(self, superuser_client, acme):
-        from interrupts.selectors import role_interrupt_list
+        from interrupts.selectors import agent_uncertain_interrupt_get, role_interrupt_list
         from roles.models import Role
 
         url = reverse("admin:interrupts_roleinterrupt_agent")
@@ -260,20 +260,45 @@ class TestAgents:
         roles = response.context["roles"]
         assert {r.role_name for r in roles} == {"default", "acme-parent"}
         assert all(r.interrupt for r in roles)  # the default
+        assert response.context["uncertain_interrupt"] is False  # the default
+        assert 'id="id_uncertain_interrupt" checked' not in response.content.decode()
         default = Role.objects.get(tenant=acme.tenant, is_default=True)
         response = superuser_client.post(
-            url, {"tenant": acme.tenant.pk, "agent_id": "robot", "interrupt": [default.role_id]}
+            url,
+            {
+                "tenant": acme.tenant.pk,
+                "agent_id": "robot",
+                "interrupt": [default.role_id],
+                "uncertain_interrupt": "true",
+            },
         )
         assert response.status_code == 302
         stored = role_interrupt_list(acme.tenant, agent_id="robot")
         saved = {s.role_name: s.interrupt for s in stored}
         assert saved == {"default": True, "acme-parent": False}
+        assert agent_uncertain_interrupt_get(acme.tenant, agent_id="robot") is True
         api = make_client(acme.token)
-        reply = envelope(api.get(VP + "roleinterrupt/robot"))["roleinterrupt"]
-        assert {r["role_name"]: r["interrupt"] for r in reply} == saved | {
+        reply = envelope(api.get(VP + "roleinterrupt/robot"))
+        assert {r["role_name"]: r["interrupt"] for r in reply["roleinterrupt"]} == {
             "default": "true",
             "acme-parent": "false",
         }
+        assert reply["uncertain_interrupt"] == "true"
+        page = superuser_client.get(response["Location"]).content.decode()
+        assert 'id="id_uncertain_interrupt" checked' in page
+
+        # An unticked box is a "false", like the roles'.
+        superuser_client.post(url, {"tenant": acme.tenant.pk, "agent_id": "robot"})
+        assert agent_uncertain_interrupt_get(acme.tenant, agent_id="robot") is False
+        assert not any(s.interrupt for s in role_interrupt_list(acme.tenant, agent_id="robot"))
+
+    def test_an_agent_with_only_its_own_setting_is_listed(self, superuser_client, acme):
+        from interrupts.services import agent_uncertain_interrupt_update
+
+        agent_uncertain_interrupt_update(acme.tenant, agent_id="lonely", uncertain_interrupt=True)
+        response = superuser_client.get(reverse("admin:interrupts_roleinterrupt_agent"))
+        listed = [agent["agent_id"] for agent in response.context["known_agents"]]
+        assert listed == ["acme-agent", "lonely"]
 
     def test_role_of_another_tenant_is_refused_in_rows(self, superuser_client, acme, globex):
         response = superuser_client.post(

@@ -182,15 +182,29 @@ def test_another_tenants_tokens_cannot_be_revoked(operator_client, globex):
 
 
 def test_agent_page_is_scoped(operator_client, acme, globex):
+    from interrupts.models import AgentPolicy
+    from interrupts.services import agent_uncertain_interrupt_update
+
+    agent_uncertain_interrupt_update(globex.tenant, agent_id="globex-own", uncertain_interrupt=True)
     url = reverse("admin:interrupts_roleinterrupt_agent")
     response = operator_client.get(url)
     assert list(response.context["form"].fields["tenant"].queryset) == [acme.tenant]
     assert "globex-agent" not in response.content.decode()
+    assert "globex-own" not in response.content.decode()
     response = operator_client.post(
-        url, {"tenant": globex.tenant.pk, "agent_id": "globex-agent", "interrupt": []}
+        url,
+        {
+            "tenant": globex.tenant.pk,
+            "agent_id": "globex-agent",
+            "interrupt": [],
+            "uncertain_interrupt": "true",
+        },
     )
     assert response.status_code == 200  # the form, with an error; nothing saved
     assert "tenant" in response.context["form"].errors
+    assert list(AgentPolicy.objects.values_list("agent_id", flat=True)) == ["globex-own"]
+    globex.setting.refresh_from_db()
+    assert globex.setting.interrupt is False
 
 
 def test_dashboard_counts_only_the_tenant(operator_client):
