@@ -14,6 +14,7 @@ from engine.errors import (
     ModelNotFoundError,
     UnknownEngineError,
 )
+from engine.quality import ProbeQuality
 from engine.registry import (
     EmbeddingResult,
     active_engine,
@@ -37,6 +38,7 @@ __all__ = [
     "InsufficientSpeechError",
     "ModelNotFoundError",
     "PreparedAudio",
+    "ProbeQuality",
     "SpeakerEngine",
     "UnknownEngineError",
     "active_engine",

@@ -18,6 +18,7 @@ import soxr
 import webrtcvad
 
 from engine.errors import AudioDecodeError, InsufficientSpeechError
+from engine.quality import ProbeQuality, measure_quality
 from engine.settings import EngineSettings
 
 #: The rate every engine works at.
@@ -56,6 +57,8 @@ class PreparedAudio:
     duration_seconds: float
     #: Length of :attr:`waveform`: the speech the engine will see (after the cut to the maximum).
     speech_seconds: float
+    #: Speech, SNR and clipping of the decoded audio (engine.quality).
+    quality: ProbeQuality
 
 
 def decode_audio(data: bytes, settings: EngineSettings | None = None) -> np.ndarray:
@@ -129,7 +132,11 @@ def _sndfile_reason(exc: Exception) -> str:
 def remove_silence(waveform: np.ndarray) -> np.ndarray:
     """Keep the speech of a 16 kHz float waveform (webrtcvad, smoothed and padded)."""
     waveform = np.asarray(waveform, dtype=np.float32)
-    frames = _voiced_frames(waveform)
+    return _keep_voiced(waveform, _voiced_frames(waveform))
+
+
+def _keep_voiced(waveform: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """The samples of the voiced frames, in order."""
     if not frames.any():
         return np.zeros(0, dtype=np.float32)
     mask = np.repeat(frames, VAD_FRAME)
@@ -166,22 +173,28 @@ def _vad_level(waveform: np.ndarray) -> np.ndarray:
 
 
 def prepare_waveform(waveform: np.ndarray, settings: EngineSettings | None = None) -> PreparedAudio:
-    """Silence removal and length rules for an already decoded 16 kHz mono waveform."""
+    """Silence removal, length rules and the probe's quality for an already decoded 16 kHz
+    mono waveform."""
     settings = settings or _current_settings()
     waveform = np.asarray(waveform, dtype=np.float32)
     if waveform.ndim != 1:
         raise ValueError(f"expected a mono waveform, got shape {waveform.shape}")
     if not np.isfinite(waveform).all():
         raise AudioDecodeError("audio contains NaN or infinite samples")
-    speech = remove_silence(waveform)
+    voiced = _voiced_frames(waveform)  # once: silence removal and quality both read it
+    speech = _keep_voiced(waveform, voiced)
     speech_seconds = len(speech) / SAMPLE_RATE
     if speech_seconds < settings.min_speech_seconds:
         raise InsufficientSpeechError(speech_seconds, settings.min_speech_seconds)
     speech = speech[: int(settings.max_speech_seconds * SAMPLE_RATE)]
+    speech_seconds = len(speech) / SAMPLE_RATE
     return PreparedAudio(
         waveform=speech,
         duration_seconds=len(waveform) / SAMPLE_RATE,
-        speech_seconds=len(speech) / SAMPLE_RATE,
+        speech_seconds=speech_seconds,
+        quality=measure_quality(
+            waveform, voiced, frame_length=VAD_FRAME, speech_seconds=speech_seconds
+        ),
     )
 
 

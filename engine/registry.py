@@ -18,6 +18,7 @@ import numpy as np
 from engine.audio import PreparedAudio, prepare_audio, prepare_waveform
 from engine.base import SpeakerEngine
 from engine.errors import EngineError, EngineUnavailableError, UnknownEngineError
+from engine.quality import ProbeQuality
 from engine.settings import EngineSettings
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class EmbeddingResult:
     dim: int
     speech_seconds: float
     duration_seconds: float
+    #: Speech, SNR and clipping of the audio (its speech_seconds is the one above).
+    quality: ProbeQuality
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -215,4 +218,5 @@ def _embed(prepared: PreparedAudio, engine_name: str | None) -> EmbeddingResult:
         dim=engine.dim,
         speech_seconds=prepared.speech_seconds,
         duration_seconds=prepared.duration_seconds,
+        quality=prepared.quality,
     )

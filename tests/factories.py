@@ -27,6 +27,7 @@ from roles.services import role_create
 from tenancy.models import Tenant
 from tenancy.services import tenant_create
 from tests.conftest import SHARED_AUDIO
+from tests.engine.conftest import babble, mix_at_snr
 from voiceprint.models import Voice
 from voiceprint.services import voice_create, voice_sample_add
 
@@ -35,6 +36,8 @@ LIBRISPEECH = SHARED_AUDIO / "librispeech-train-clean-100"
 #: The speakers of zh/enroll and zh/test (file name prefix).
 ZH_SPEAKERS = ("fangjun", "leijun", "liudehua")
 SAMPLE_RATE = 16_000
+#: The LibriSpeech talkers of `with_babble`'s noise.
+BABBLE_TALKERS = ("103-1240-0000", "1034-121119-0000", "1040-133433-0000")
 
 
 # --------------------------------------------------------------------------- rows
@@ -142,6 +145,25 @@ def wav(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
     buffer = io.BytesIO()
     soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
+
+
+def seconds_of(audio: bytes) -> float:
+    """The length of a recording."""
+    return soundfile.info(io.BytesIO(audio)).duration
+
+
+def decode(audio: bytes) -> tuple[np.ndarray, int]:
+    """A recording's samples (float32) and rate."""
+    samples, rate = soundfile.read(io.BytesIO(audio), dtype="float32")
+    return samples, rate
+
+
+def with_babble(audio: bytes, snr_db: float, talkers: Iterable[str] = BABBLE_TALKERS) -> bytes:
+    """`audio` (16 kHz mono) with LibriSpeech `talkers` speaking over it at `snr_db`: a
+    far-field probe in a room where others talk. Each talker is looped to the length."""
+    samples, rate = decode(audio)
+    noise = [np.resize(decode(librispeech(t))[0], len(samples)) for t in talkers]
+    return wav(mix_at_snr(samples, babble(noise), snr_db), rate)
 
 
 def clip(audio: bytes, start: float, seconds: float) -> bytes:

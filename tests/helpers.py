@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 VP = "/v1/voiceprint/"
+QUALITY_FIELDS = {"speech_seconds", "snr_db", "clipping"}
 
 
 def envelope(response, code: int = 0) -> Any:
@@ -25,6 +26,16 @@ def envelope(response, code: int = 0) -> Any:
         assert body["msg"], "an error must say what is wrong"
         assert "Traceback" not in body["msg"]
     return body["data"]
+
+
+def check_quality(quality: dict, *, recording_seconds: float) -> dict:
+    """A reply's `quality` of a probe of `recording_seconds`: its three fields, each in its
+    range (at least the minimum speech of 1 s, at most the recording); returns it."""
+    assert set(quality) == QUALITY_FIELDS, quality
+    assert 1.0 <= quality["speech_seconds"] <= recording_seconds, quality
+    assert -10.0 <= quality["snr_db"] <= 50.0, quality
+    assert 0.0 <= quality["clipping"] <= 1.0, quality
+    return quality
 
 
 @contextmanager

@@ -119,10 +119,15 @@ def _result_from_payload(payload: dict) -> engine.EmbeddingResult:
         raise engine.InsufficientSpeechError(payload["speech_seconds"], payload["minimum_seconds"])
     if error:
         raise _REMOTE_ERRORS.get(error, engine.EngineUnavailableError)(payload["message"])
+    if "quality" not in payload:  # a worker of an older release, still draining the queue
+        raise engine.EngineUnavailableError(
+            "the embedding worker runs an older release (no probe quality): restart the workers"
+        )
     return engine.EmbeddingResult(
         vector=np.asarray(payload["vector"], dtype=np.float32),
         model=payload["model"],
         dim=payload["dim"],
         speech_seconds=payload["speech_seconds"],
         duration_seconds=payload["duration_seconds"],
+        quality=engine.ProbeQuality.from_dict(payload["quality"]),
     )

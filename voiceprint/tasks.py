@@ -50,6 +50,7 @@ def embed_audio_task(audio_key: str, engine_name: str | None = None) -> dict:
         "dim": result.dim,
         "speech_seconds": result.speech_seconds,
         "duration_seconds": result.duration_seconds,
+        "quality": result.quality.as_dict(),
         "started_at": started_at,
         "embed_seconds": time.perf_counter() - started,
     }

@@ -136,6 +136,7 @@ class TestWorkerTimings:
             "dim": 2,
             "speech_seconds": 2.0,
             "duration_seconds": 2.5,
+            "quality": {"speech_seconds": 2.0, "snr_db": 20.0, "clipping": 0.0},
             "embed_seconds": 0.25,
         }
 

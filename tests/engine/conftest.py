@@ -36,6 +36,38 @@ def read_speech(path: Path) -> np.ndarray:
     return samples
 
 
+def librispeech_windows(count: int, seconds: float, start: float = 0.25) -> list[np.ndarray]:
+    """`seconds` of speech from `start` of each of the first `count` LibriSpeech utterances
+    (file-name order) long enough for it: one window per speaker."""
+    first, length = int(start * 16_000), int(seconds * 16_000)
+    windows = []
+    for path in shared_files(LIBRISPEECH_DIR, "*.flac"):
+        samples = read_speech(path)
+        if len(samples) >= first + length:
+            windows.append(samples[first : first + length])
+        if len(windows) == count:
+            return windows
+    raise AssertionError(f"fewer than {count} utterances of {seconds} s in {LIBRISPEECH_DIR}")
+
+
+def power(samples: np.ndarray) -> float:
+    return float(np.mean(np.square(samples, dtype=np.float64)))
+
+
+def babble(talkers: list[np.ndarray]) -> np.ndarray:
+    """Several talkers at once, each brought to the same power: the noise of a room where
+    others speak (or a TV does)."""
+    return sum(talker / np.sqrt(power(talker)) for talker in talkers)
+
+
+def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """`speech` plus `noise` scaled so that their power ratio over the whole recording is
+    `snr_db`; the sum is scaled down if it would clip (which leaves the ratio as it is)."""
+    noise = noise[: len(speech)]
+    mixed = speech + np.sqrt(power(speech) / power(noise) / 10 ** (snr_db / 10)) * noise
+    return (mixed / max(1.0, float(np.max(np.abs(mixed))) / 0.9)).astype(np.float32)
+
+
 def to_bytes(
     samples: np.ndarray, rate: int = 16_000, fmt: str = "WAV", subtype: str | None = None
 ) -> bytes:

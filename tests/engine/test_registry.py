@@ -44,7 +44,7 @@ def missing_models(tmp_path, **overrides) -> EngineSettings:
 
 def test_public_names():
     expected = {
-        "EngineSettings", "SpeakerEngine", "PreparedAudio", "EmbeddingResult",
+        "EngineSettings", "SpeakerEngine", "PreparedAudio", "ProbeQuality", "EmbeddingResult",
         "AudioDecodeError", "InsufficientSpeechError", "EngineUnavailableError",
         "ModelNotFoundError", "UnknownEngineError", "EngineError",
         "decode_audio", "prepare_audio", "available_engines", "get_engine", "active_engine",
@@ -190,6 +190,8 @@ def test_embed_audio(tmp_path):
     assert result.vector.dtype == np.float32 and result.vector.shape == (256,)
     assert np.linalg.norm(result.vector) == pytest.approx(1.0, abs=1e-5)
     assert 1.0 <= result.speech_seconds <= result.duration_seconds
+    assert result.quality.speech_seconds == pytest.approx(result.speech_seconds)
+    assert result.quality.snr_db > 10.0 and result.quality.clipping < 1e-4  # a clean recording
     by_name = engine.embed_audio(data, engine_name="ge2e")
     np.testing.assert_allclose(by_name.vector, result.vector, atol=1e-6)
 

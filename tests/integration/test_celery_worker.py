@@ -44,6 +44,8 @@ def test_worker_embeds_exactly_like_the_local_engine(worker, through_broker, spe
     assert remote.model == local.model and remote.dim == local.dim == len(remote.vector)
     np.testing.assert_allclose(remote.vector, local.vector, atol=1e-5)
     assert remote.speech_seconds == pytest.approx(local.speech_seconds)
+    assert remote.quality == local.quality  # the probe's quality comes back with it
+    assert remote.quality.speech_seconds == pytest.approx(remote.speech_seconds)
 
 
 def test_the_worker_log_holds_no_embedding_or_audio(worker, through_broker, speech):

@@ -18,11 +18,12 @@ from engine.attributes import (
 )
 from engine.evaluation import audio_files
 from tests.conftest import require_shared
-from tests.helpers import VP, envelope
+from tests.helpers import VP, check_quality, envelope
 from tests.voice_api.conftest import (
     DIM,
     ENGINE,
     LIBRISPEECH,
+    PROBE_SECONDS,
     b64,
     data_uri,
     error,
@@ -55,7 +56,8 @@ def analyze(api, audio: bytes, **fields):
 
 def test_embed_is_a_unit_vector_of_the_engine(api, speech):
     reply = embed(api, b64(speech.speaker3d("speaker1_a_en")))
-    assert set(reply) == {"embedding", "dim", "model"}
+    assert set(reply) == {"embedding", "dim", "model", "quality"}
+    check_quality(reply["quality"], recording_seconds=PROBE_SECONDS)
     assert reply["model"] == ENGINE and reply["dim"] == DIM
     vector = np.asarray(reply["embedding"], dtype=np.float64)
     assert vector.shape == (DIM,) and np.isfinite(vector).all()
@@ -73,6 +75,7 @@ def test_embed_matches_features_extract(api, speech):
         voiceprint_api["model"],
     )
     np.testing.assert_allclose(voice_api["embedding"], voiceprint_api["embedding"], atol=1e-5)
+    assert voice_api["quality"] == voiceprint_api["quality"]
 
 
 def test_embed_is_the_same_for_every_audio_form(api, speech, audio_server):

@@ -6,9 +6,10 @@ import math
 
 import pytest
 
-from tests.helpers import VP, envelope
+from tests.helpers import VP, check_quality, envelope
 from tests.voice_api.conftest import (
     ENGINE,
+    PROBE_SECONDS,
     ZH_SPEAKERS,
     b64,
     error,
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.django_db
 
 
 def check_matches(reply: dict) -> list[dict]:
-    assert set(reply) == {"matches", "model", "processing_time_ms"}
+    assert set(reply) == {"matches", "model", "processing_time_ms", "quality"}
     assert reply["model"] == ENGINE
     assert isinstance(reply["processing_time_ms"], int) and reply["processing_time_ms"] >= 0
     matches = reply["matches"]
@@ -56,7 +57,9 @@ def forget(api, voice_id: str):
 @pytest.mark.parametrize("speaker", ZH_SPEAKERS)
 def test_each_test_recording_finds_its_speaker(api, speech, zh_gallery, speaker):
     for file_name, audio in speech.zh_tests(speaker):
-        matches = check_matches(identify(api, audio, store="zh"))
+        reply = identify(api, audio, store="zh")
+        matches = check_matches(reply)
+        check_quality(reply["quality"], recording_seconds=PROBE_SECONDS)
         top = matches[0]
         assert (top["name"], top["id"]) == (speaker, zh_gallery[speaker]), file_name
         assert top["match"] is True, (file_name, top)

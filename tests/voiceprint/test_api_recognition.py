@@ -10,7 +10,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from devices.models import Device
-from tests.helpers import VP, envelope
+from tests import factories as make
+from tests.helpers import VP, check_quality, envelope
 from tests.voiceprint.conftest import (
     DIM,
     ENGINE,
@@ -34,10 +35,12 @@ from voiceprint.thresholds import default_similarity_threshold
 
 A, B = "dev-a", "dev-b"
 AGENT = "agent_001"
-VERIFY_FIELDS = {"voice_id", "score", "threshold", "verified", "model", "processing_time_ms"}
+VERIFY_FIELDS = {
+    "voice_id", "score", "threshold", "verified", "model", "processing_time_ms", "quality",
+}  # fmt: skip
 IDENTIFY_FIELDS = {
     "matched", "voice_id", "voice_name", "role_id", "role_name", "score", "threshold",
-    "interrupt", "candidates", "model", "processing_time_ms",
+    "interrupt", "candidates", "model", "processing_time_ms", "quality",
 }  # fmt: skip
 
 
@@ -357,7 +360,7 @@ class TestExtract:
     def test_embedding(self, api, speech):
         audio = speech.test("fangjun", 1)
         result = envelope(post_raw(api, "features/extract", audio))
-        assert set(result) == {"embedding", "dim", "model"}
+        assert set(result) == {"embedding", "dim", "model", "quality"}
         assert result["dim"] == DIM == len(result["embedding"])
         assert result["model"] == ENGINE
         assert np.linalg.norm(result["embedding"]) == pytest.approx(1.0, abs=1e-3)
@@ -371,3 +374,42 @@ class TestExtract:
         envelope(api.post(VP + "features/extract", {}, format="json"), 40001)
         envelope(post_raw(api, "features/extract", b"garbage" * 50), 40002)
         envelope(post_raw(api, "features/extract", silence(3.0)), 40003)
+
+
+# --------------------------------------------------------------------------- quality
+
+
+@pytest.mark.django_db
+class TestQuality:
+    """verify, identify and extract carry the probe's quality: speech, SNR, clipping."""
+
+    def test_each_reply_carries_the_quality_of_the_probe(self, api, speech):
+        create_device(api, A)
+        voice = enroll(api, speech.held_out("speaker1_a_en"), A)
+        probe = speech.held_out("speaker1_b_en")
+
+        verified = verify(api, voice["voice_id"], probe)["quality"]
+        identified = identify(api, probe, A)["quality"]
+        extracted = envelope(post_raw(api, "features/extract", probe))["quality"]
+
+        assert verified == identified == extracted  # one probe, one measure
+        quality = check_quality(verified, recording_seconds=make.seconds_of(probe))
+        assert quality["snr_db"] > 15.0 and quality["clipping"] < 1e-3  # a clean recording
+
+    def test_a_noisier_probe_reports_a_lower_snr(self, api, speech):
+        """The same probe with three LibriSpeech talkers over it at 10 dB, then at 0 dB."""
+        create_device(api, A)
+        clean = speech.held_out("speaker1_b_en")
+        probes = [clean, make.with_babble(clean, 10.0), make.with_babble(clean, 0.0)]
+
+        snrs = [identify(api, probe, A)["quality"]["snr_db"] for probe in probes]
+
+        assert snrs[0] > snrs[1] > snrs[2], snrs
+
+    def test_an_overdriven_probe_reports_clipping(self, api, speech):
+        samples, rate = make.decode(speech.held_out("speaker1_b_en"))
+        overdriven = make.wav(np.clip(samples * 20.0, -1.0, 1.0), rate)
+
+        quality = envelope(post_raw(api, "features/extract", overdriven))["quality"]
+
+        assert quality["clipping"] > 0.05

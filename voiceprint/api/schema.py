@@ -190,6 +190,10 @@ VOICE = {
     "updated_at": "2025-01-01T12:00:00Z",
 }
 
+#: The `quality` of a probe in the recognition replies' examples, and what it is.
+QUALITY = {"speech_seconds": 2.37, "snr_db": 18.4, "clipping": 0.0}
+QUALITY_NOTE = " `quality`: the probe's seconds of speech, estimated SNR (dB), clipped share."
+
 VOICE_NOT_FOUND = envelope_error(ErrorCode.NOT_FOUND, "voice not found", "Voice not found")
 DEVICE_NOT_FOUND = envelope_error(ErrorCode.NOT_FOUND, "device not found", "Device not found")
 MODEL_MISMATCH = envelope_error(
@@ -346,7 +350,8 @@ AUDIO = {
 VERIFY = audio_operation(
     operation_id="voices_verify",
     summary="1:1: is this audio the voice?",
-    description="`score` is the cosine similarity; `verified` is `score >= threshold`.",
+    description="`score` is the cosine similarity; `verified` is `score >= threshold`."
+    + QUALITY_NOTE,
     path=f"voices/{VOICE_ID}/verify",
     json=AudioInputSerializer,
     form=AudioFormInputSerializer,
@@ -363,6 +368,7 @@ VERIFY = audio_operation(
                 "verified": True,
                 "model": "eres2net",
                 "processing_time_ms": 152,
+                "quality": QUALITY,
             },
         ),
         VOICE_NOT_FOUND,
@@ -379,6 +385,7 @@ IDENTIFY = audio_operation(
         "`matched` is `score >= that voice's threshold`; ids are null when not matched. "
         '`interrupt` ("true"/"false") is given with `agent_id`: the matched role\'s setting '
         'for that agent, "false" for an unknown speaker; null without `agent_id`.'
+        + QUALITY_NOTE
     ),
     path="voices/identify",
     json=VoiceIdentifyInputSerializer,
@@ -405,6 +412,7 @@ IDENTIFY = audio_operation(
                 ],
                 "model": "eres2net",
                 "processing_time_ms": 184,
+                "quality": QUALITY,
             },
         ),
         envelope_example(
@@ -423,6 +431,7 @@ IDENTIFY = audio_operation(
                 ],
                 "model": "eres2net",
                 "processing_time_ms": 176,
+                "quality": {"speech_seconds": 1.29, "snr_db": 6.2, "clipping": 0.0},
             },
         ),
         DEVICE_NOT_FOUND,
@@ -435,7 +444,7 @@ IDENTIFY = audio_operation(
 EXTRACT = audio_operation(
     operation_id="features_extract",
     summary="The speaker embedding of the audio",
-    description="The L2-normalised embedding (192 dims for the 3D-Speaker engines).",
+    description="The L2-normalised embedding (192 dims for the 3D-Speaker engines)." + QUALITY_NOTE,
     path="features/extract",
     json=AudioInputSerializer,
     form=AudioFormInputSerializer,
@@ -445,7 +454,12 @@ EXTRACT = audio_operation(
     examples=[
         envelope_example(
             "Embedding",
-            {"embedding": [0.0123, -0.0456, 0.0789, -0.0012], "dim": 192, "model": "eres2net"},
+            {
+                "embedding": [0.0123, -0.0456, 0.0789, -0.0012],
+                "dim": 192,
+                "model": "eres2net",
+                "quality": QUALITY,
+            },
             summary="Embedding (shortened to 4 of 192 values)",
         ),
     ],

@@ -78,6 +78,23 @@ class VoiceIdentifyInputSerializer(AudioInputMixin):
     top_k = serializers.IntegerField(min_value=1, max_value=MAX_TOP_K, default=3)
 
 
+class ProbeQualityOutputSerializer(serializers.Serializer):
+    """How much speech the probe held, how noisy and how clipped it was: a decision on a
+    short, noisy or clipped probe deserves less trust."""
+
+    speech_seconds = serializers.FloatField(
+        help_text="seconds of speech after silence removal: what the engine embedded"
+    )
+    snr_db = serializers.FloatField(
+        help_text="estimated speech-to-noise ratio of the whole recording, dB, -10 to 50 "
+        "(50: no measurable noise)"
+    )
+    clipping = serializers.FloatField(
+        help_text="share (0-1) of the samples at or above 99% of full scale (clipped): about "
+        "0 on a well-levelled recording"
+    )
+
+
 class CandidateOutputSerializer(serializers.Serializer):
     voice_id = serializers.CharField()
     voice_name = serializers.CharField()
@@ -96,6 +113,7 @@ class VoiceIdentifyOutputSerializer(serializers.Serializer):
     candidates = CandidateOutputSerializer(many=True)
     model = serializers.CharField()
     processing_time_ms = serializers.IntegerField()
+    quality = ProbeQualityOutputSerializer()
 
 
 class VoiceVerifyOutputSerializer(serializers.Serializer):
@@ -105,12 +123,14 @@ class VoiceVerifyOutputSerializer(serializers.Serializer):
     verified = serializers.BooleanField()
     model = serializers.CharField()
     processing_time_ms = serializers.IntegerField()
+    quality = ProbeQualityOutputSerializer()
 
 
 class FeatureExtractOutputSerializer(serializers.Serializer):
     embedding = serializers.ListField(child=serializers.FloatField())
     dim = serializers.IntegerField()
     model = serializers.CharField()
+    quality = ProbeQualityOutputSerializer()
 
 
 class DeviceRefField(serializers.Field):

@@ -143,6 +143,7 @@ class VoiceVerifyView(VoiceprintAPIView):
             "verified": result.verified,
             "model": result.model,
             "processing_time_ms": result.processing_time_ms,
+            "quality": result.quality,
         }
         return ok(VoiceVerifyOutputSerializer(reply).data)
 
@@ -184,6 +185,7 @@ def identify_reply(result: services.VoiceIdentifyResult) -> dict:
         ],
         "model": result.model,
         "processing_time_ms": result.processing_time_ms,
+        "quality": result.quality,
     }
 
 
@@ -198,5 +200,6 @@ class FeatureExtractView(VoiceprintAPIView):
             "embedding": embedding.vector.tolist(),
             "dim": embedding.dim,
             "model": embedding.model,
+            "quality": embedding.quality.as_dict(),
         }
         return ok(reply)

@@ -100,6 +100,7 @@ class VoiceIdentifyResult:
     model: str
     interrupt: bool | None
     processing_time_ms: int
+    quality: engine.ProbeQuality
     threshold: float | None = None
 
 
@@ -135,6 +136,7 @@ def voice_identify(
         interrupt=interrupt,
         threshold=best.voice.threshold if best else None,
         processing_time_ms=elapsed_ms(started),
+        quality=probe.quality,
     )
 
 
@@ -156,6 +158,7 @@ class VoiceVerifyResult:
     verified: bool
     model: str
     processing_time_ms: int
+    quality: engine.ProbeQuality
 
 
 def voice_verify(voice: Voice, *, audio: bytes) -> VoiceVerifyResult:
@@ -168,4 +171,5 @@ def voice_verify(voice: Voice, *, audio: bytes) -> VoiceVerifyResult:
         verified=is_match(similarity=score, threshold=voice.threshold),
         model=probe.model,
         processing_time_ms=elapsed_ms(started),
+        quality=probe.quality,
     )

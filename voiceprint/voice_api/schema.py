@@ -7,6 +7,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
 from core.exceptions import ErrorCode
 from core.schema import BUSINESS_CODES, EMPTY_WAV_BASE64, request_example, voice_error
+from voiceprint.api.schema import QUALITY, QUALITY_NOTE
 from voiceprint.voice_api import serializers as s
 
 TAGS = ["voice"]
@@ -134,7 +135,7 @@ REGISTER = _operation(
 IDENTIFY = _operation(
     "voice_identify",
     "1:N: the nearest voices of a store",
-    "Matches in ascending distance; `match` is `distance <= threshold`.",
+    "Matches in ascending distance; `match` is `distance <= threshold`." + QUALITY_NOTE,
     s.StoreIdentifyInputSerializer,
     s.StoreIdentifyOutputSerializer,
     [
@@ -150,6 +151,7 @@ IDENTIFY = _operation(
                 ],
                 "model": "eres2net",
                 "processing_time_ms": 212,
+                "quality": QUALITY,
             },
             response_only=True,
         ),
@@ -174,7 +176,7 @@ FORGET = _operation(
 EMBED = _operation(
     "voice_embed",
     "The speaker embedding of a recording",
-    "The L2-normalised embedding of the named engine (default: the server's).",
+    "The L2-normalised embedding of the named engine (default: the server's)." + QUALITY_NOTE,
     s.RecordingEmbedInputSerializer,
     s.RecordingEmbedOutputSerializer,
     [
@@ -183,7 +185,7 @@ EMBED = _operation(
             "Embedding",
             summary="Embedding (shortened to 4 of 192 values)",
             value={"embedding": [0.0123, -0.0456, 0.0789, -0.0012], "dim": 192,
-                   "model": "eres2net"},
+                   "model": "eres2net", "quality": QUALITY},
             response_only=True,
         ),
     ],

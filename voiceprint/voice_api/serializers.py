@@ -8,6 +8,7 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 import engine
+from voiceprint.api.serializers import ProbeQualityOutputSerializer
 from voiceprint.audio_input import no_audio
 
 ACTIONS = ("age", "gender", "emotion")
@@ -127,6 +128,7 @@ class StoreIdentifyOutputSerializer(serializers.Serializer):
     matches = StoreMatchOutputSerializer(many=True)
     model = serializers.CharField()
     processing_time_ms = serializers.IntegerField()
+    quality = ProbeQualityOutputSerializer()
 
 
 class VoiceForgetInputSerializer(serializers.Serializer):
@@ -142,6 +144,7 @@ class RecordingEmbedOutputSerializer(serializers.Serializer):
     embedding = serializers.ListField(child=serializers.FloatField())
     dim = serializers.IntegerField()
     model = serializers.CharField()
+    quality = ProbeQualityOutputSerializer()
 
 
 class RecordingAnalyzeInputSerializer(serializers.Serializer):

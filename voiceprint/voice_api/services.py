@@ -83,6 +83,7 @@ class StoreIdentifyResult:
     matches: list[StoreMatch]
     model: str
     processing_time_ms: int
+    quality: engine.ProbeQuality
 
 
 def store_identify(
@@ -106,7 +107,7 @@ def store_identify(
         match = is_match_by_distance(distance=distance, threshold=threshold)
         matches.append(StoreMatch(voice, distance, confidence(distance, threshold), match))
     observability.count_identify(probe.model, "store", any(m.match for m in matches))
-    return StoreIdentifyResult(matches, probe.model, elapsed_ms(started))
+    return StoreIdentifyResult(matches, probe.model, elapsed_ms(started), probe.quality)
 
 
 def _gender_head(model: str):

@@ -77,6 +77,7 @@ class StoreIdentifyView(JsonVoiceView):
             "matches": matches,
             "model": result.model,
             "processing_time_ms": result.processing_time_ms,
+            "quality": result.quality,
         }
         return Response(s.StoreIdentifyOutputSerializer(reply).data)
 
@@ -99,6 +100,7 @@ class RecordingEmbedView(JsonVoiceView):
             "embedding": embedding.vector.tolist(),
             "dim": embedding.dim,
             "model": embedding.model,
+            "quality": embedding.quality.as_dict(),
         }
         return Response(reply)
 
