@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from engine.errors import AudioDecodeError, EngineError, InsufficientSpeechError
 from engine.evaluation import audio_files
+from engine.logistic import fit_logistic, sigmoid
 from engine.registry import available_engines, embed_audio, get_engine
 
 #: Where the shipped heads live: ``gender-<engine>.json``.
@@ -86,7 +87,7 @@ class GenderHead:
         # The head was fitted on unit vectors; normalising again costs nothing and protects
         # against a caller passing a centroid or an unnormalised vector.
         x = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-        return _sigmoid(x @ self.weights + self.bias)
+        return sigmoid(x @ self.weights + self.bias)
 
     def predict(self, embedding: np.ndarray) -> dict[str, Any]:
         """``{"label": "female"|"male", "scores": {"female": p, "male": 1 - p}}``."""
@@ -326,11 +327,11 @@ def fit_gender_head(
     for k in range(folds):
         train, test = assignment != k, assignment == k
         lam = _choose_lambda(x[train], y[train], speaker_ids[train].tolist(), folds, seed)
-        w, b = _fit(x[train], y[train], lam)
-        fold_accuracy.append(float(np.mean((_sigmoid(x[test] @ w + b) >= 0.5) == y[test])))
+        w, b = fit_logistic(x[train], y[train], lam)
+        fold_accuracy.append(float(np.mean((sigmoid(x[test] @ w + b) >= 0.5) == y[test])))
         fold_lambda.append(lam)
     lam = _choose_lambda(x, y, speakers, folds, seed)
-    w, b = _fit(x, y, lam)
+    w, b = fit_logistic(x, y, lam)
     n_speakers = len(set(speakers))
     return GenderHead(
         engine=engine_name,
@@ -355,7 +356,7 @@ def fit_gender_head(
             "lambda_grid": list(LAMBDA_GRID),
             "lambda_note": "L2 penalty lambda/2*|w|^2 added to the summed log-loss over the "
             "L2-normalised embeddings; final lambda chosen by the inner CV on all speakers",
-            "train_accuracy": float(np.mean((_sigmoid(x @ w + b) >= 0.5) == y)),
+            "train_accuracy": float(np.mean((sigmoid(x @ w + b) >= 0.5) == y)),
             "n_female": int(np.sum(y == 0)),
             "n_male": int(np.sum(y == 1)),
             "seed": seed,
@@ -402,8 +403,8 @@ def _choose_lambda(
         loss = 0.0
         for k in range(inner):
             train, test = assignment != k, assignment == k
-            w, b = _fit(x[train], y[train], lam)
-            p = np.clip(_sigmoid(x[test] @ w + b), 1e-12, 1 - 1e-12)
+            w, b = fit_logistic(x[train], y[train], lam)
+            p = np.clip(sigmoid(x[test] @ w + b), 1e-12, 1 - 1e-12)
             loss -= float(np.sum(y[test] * np.log(p) + (1 - y[test]) * np.log(1 - p)))
         losses.append(loss)
     best = min(losses)
@@ -411,46 +412,3 @@ def _choose_lambda(
     return max(
         lam for lam, loss in zip(LAMBDA_GRID, losses, strict=True) if loss <= best * (1 + 1e-9)
     )
-
-
-def _fit(x: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, float]:
-    """L2-penalised logistic regression by Newton's method on the raw embeddings -> (w, b)."""
-    if len(x) < x.shape[1]:
-        # With an isotropic penalty and a free intercept the optimal w lies in the span of the
-        # training rows, so fit in an orthonormal basis of it: the same answer, and n x n
-        # Newton systems instead of dim x dim (cross-validation does a few hundred fits).
-        _, _, basis = np.linalg.svd(x, full_matrices=False)
-        u, b = _fit(x @ basis.T, y, lam)
-        return basis.T @ u, b
-    a = np.hstack([x, np.ones((len(x), 1))])
-    penalty = np.full(a.shape[1], lam)
-    penalty[-1] = 0.0  # the intercept is not penalised
-    theta = np.zeros(a.shape[1])
-
-    def objective(t: np.ndarray) -> float:
-        z = a @ t
-        # log(1 + e^z) - y z, computed without overflow.
-        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * np.sum(penalty * t * t))
-
-    current = objective(theta)
-    for _ in range(100):
-        p = _sigmoid(a @ theta)
-        gradient = a.T @ (p - y) + penalty * theta
-        hessian = (a.T * (p * (1 - p))) @ a + np.diag(penalty)
-        # A tiny ridge keeps the solve well posed when every p saturates (separable data).
-        step = np.linalg.solve(hessian + 1e-10 * np.eye(len(theta)), gradient)
-        scale = 1.0
-        while True:  # backtracking: Newton steps can overshoot far from the optimum
-            candidate = theta - scale * step
-            value = objective(candidate)
-            if value <= current or scale < 1e-6:
-                break
-            scale /= 2
-        theta, previous, current = candidate, current, value
-        if previous - current <= 1e-10 * max(1.0, abs(current)):
-            break
-    return theta[:-1], float(theta[-1])
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return np.exp(-np.logaddexp(0.0, -z))

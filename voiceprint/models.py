@@ -92,3 +92,30 @@ class VoiceSample(models.Model):
 
     def __str__(self) -> str:
         return f"sample {self.pk} of {self.voice}"
+
+
+class OperatingPoint(TenantOwned):
+    """A tenant's own decision point for one engine, fitted by `manage.py calibrate` on its
+    labelled audio: the AS-norm z threshold that gave `target_far` there. Voices that keep
+    the engine's default threshold are decided with it (voiceprint.decision)."""
+
+    engine_name = models.CharField(max_length=32)
+    z_threshold = models.FloatField()
+    target_far = models.FloatField()
+    #: What it was fitted on: different-speaker and same-speaker trials, and speakers.
+    nontarget_trials = models.PositiveIntegerField()
+    target_trials = models.PositiveIntegerField()
+    speakers = models.PositiveIntegerField()
+    #: False-reject rate at this point on the same audio (None without same-speaker trials).
+    measured_frr = models.FloatField(null=True, blank=True)
+    fitted_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "engine_name"], name="one_operating_point_per_engine"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.engine_name}: z >= {self.z_threshold:.2f} (FAR {self.target_far:g})"

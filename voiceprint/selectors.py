@@ -13,7 +13,7 @@ from pgvector.django import CosineDistance, VectorField
 from devices.models import Device
 from tenancy.models import Tenant
 from tenancy.scoping import get_owned, owned
-from voiceprint.models import Voice
+from voiceprint.models import OperatingPoint, Voice
 
 
 def _with_relations(queryset: QuerySet[Voice]) -> QuerySet[Voice]:
@@ -60,3 +60,13 @@ def voice_list_nearest(
         # until `top_k` rows pass the filter instead of returning too few (pgvector 0.8).
         cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
         return list(query)
+
+
+def operating_point_get(tenant: Tenant, *, engine_name: str) -> float | None:
+    """The tenant's fitted z threshold for `engine_name` (manage.py calibrate), or None."""
+    return (
+        owned(OperatingPoint, tenant)
+        .filter(engine_name=engine_name)
+        .values_list("z_threshold", flat=True)
+        .first()
+    )

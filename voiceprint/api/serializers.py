@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.fields import TrueFalseStringField
+from voiceprint.decision import OUTCOMES
 from voiceprint.models import Voice
 
 MAX_TOP_K = 50
@@ -95,10 +96,22 @@ class ProbeQualityOutputSerializer(serializers.Serializer):
     )
 
 
+DECISION_HELP = (
+    '"match", "no_match" or "uncertain" (too little or too noisy speech for a confident '
+    "answer, or two voices too close to tell apart: ask again). See the README, "
+    '"Decisions".'
+)
+PROBABILITY_HELP = (
+    "Calibrated probability (0-1, at even odds) that the probe is this voice, from the "
+    "normalised score and the probe's quality; null for an engine without calibration."
+)
+
+
 class CandidateOutputSerializer(serializers.Serializer):
     voice_id = serializers.CharField()
     voice_name = serializers.CharField()
     score = serializers.FloatField()
+    probability = serializers.FloatField(allow_null=True, help_text=PROBABILITY_HELP)
 
 
 class VoiceIdentifyOutputSerializer(serializers.Serializer):
@@ -109,6 +122,8 @@ class VoiceIdentifyOutputSerializer(serializers.Serializer):
     role_name = serializers.CharField(allow_null=True)
     score = serializers.FloatField(allow_null=True)
     threshold = serializers.FloatField(allow_null=True)
+    decision = serializers.ChoiceField(choices=OUTCOMES, help_text=DECISION_HELP)
+    probability = serializers.FloatField(allow_null=True, help_text=PROBABILITY_HELP)
     interrupt = TrueFalseStringField(allow_null=True)
     candidates = CandidateOutputSerializer(many=True)
     model = serializers.CharField()
@@ -121,6 +136,8 @@ class VoiceVerifyOutputSerializer(serializers.Serializer):
     score = serializers.FloatField()
     threshold = serializers.FloatField()
     verified = serializers.BooleanField()
+    decision = serializers.ChoiceField(choices=OUTCOMES, help_text=DECISION_HELP)
+    probability = serializers.FloatField(allow_null=True, help_text=PROBABILITY_HELP)
     model = serializers.CharField()
     processing_time_ms = serializers.IntegerField()
     quality = ProbeQualityOutputSerializer()

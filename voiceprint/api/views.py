@@ -138,9 +138,11 @@ class VoiceVerifyView(VoiceprintAPIView):
         result = services.voice_verify(voice, audio=require_audio(read_audio_request(request)))
         reply = {
             "voice_id": voice.voice_id,
-            "score": round(result.score, 6),
+            "score": round(result.score.cosine, 6),
             "threshold": voice.threshold,
             "verified": result.verified,
+            "decision": result.decision.outcome,
+            "probability": _rounded(result.score.probability),
             "model": result.model,
             "processing_time_ms": result.processing_time_ms,
             "quality": result.quality,
@@ -176,17 +178,28 @@ def identify_reply(result: services.VoiceIdentifyResult) -> dict:
         "voice_name": winner.name if winner else None,
         "role_id": winner.role.role_id if winner and winner.role else None,
         "role_name": winner.role.name if winner and winner.role else None,
-        "score": round(best.score, 6) if best else None,
-        "threshold": result.threshold,
+        "score": round(best.cosine, 6) if best else None,
+        "threshold": best.threshold if best else None,
+        "decision": result.decision.outcome,
+        "probability": _rounded(best.probability) if best else None,
         "interrupt": result.interrupt,
         "candidates": [
-            {"voice_id": c.voice.voice_id, "voice_name": c.voice.name, "score": round(c.score, 6)}
+            {
+                "voice_id": c.voice.voice_id,
+                "voice_name": c.voice.name,
+                "score": round(c.cosine, 6),
+                "probability": _rounded(c.probability),
+            }
             for c in result.candidates
         ],
         "model": result.model,
         "processing_time_ms": result.processing_time_ms,
         "quality": result.quality,
     }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 class FeatureExtractView(VoiceprintAPIView):

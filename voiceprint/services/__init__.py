@@ -2,7 +2,7 @@
 
 - `enrollment`: voices from recordings, samples, settings and device bindings (with the
   per-device capacity), centroids, re-embedding, deletion;
-- `recognition`: audio to embedding, and the 1:1 / 1:N decisions (the one decision rule);
+- `recognition`: audio to embedding, and the 1:1 / 1:N decisions (by voiceprint.decision);
 - `storage`: enrollment audio encoded as WAV, stored, opened and deleted.
 
 Callers import from `voiceprint.services`; the names below are the public ones.
@@ -19,24 +19,21 @@ from voiceprint.services.enrollment import (
     voice_update,
 )
 from voiceprint.services.recognition import (
-    Candidate,
     EmbeddedAudio,
     VoiceIdentifyResult,
     VoiceVerifyResult,
     audio_embed,
     cosine_similarity,
     elapsed_ms,
-    is_match,
-    is_match_by_distance,
     voice_engine_check,
     voice_identify,
     voice_verify,
+    voices_score,
 )
 from voiceprint.services.storage import audio_delete, audio_open, audio_store, wav_encode
 
 __all__ = [
     "UNCHANGED",
-    "Candidate",
     "EmbeddedAudio",
     "VoiceIdentifyResult",
     "VoiceVerifyResult",
@@ -47,8 +44,6 @@ __all__ = [
     "cosine_similarity",
     "device_capacity_check",
     "elapsed_ms",
-    "is_match",
-    "is_match_by_distance",
     "voice_centroid_refresh",
     "voice_create",
     "voice_delete",
@@ -58,5 +53,6 @@ __all__ = [
     "voice_sample_add",
     "voice_update",
     "voice_verify",
+    "voices_score",
     "wav_encode",
 ]

@@ -1,13 +1,13 @@
 """Recognition: audio to embedding, and the 1:1 / 1:N decisions on it.
 
-The decision rule lives here once (`is_match`): a probe matches a voice when their cosine
-similarity reaches the threshold. The Voiceprint API states it in similarities; the Voice
-API (voiceprint.voice_api.services) states the same rule in distances (`is_match_by_distance`).
+The decision rule itself lives in voiceprint.decision (shared with the household
+evaluation); this module feeds it a device's voices or one voice, and acts on the outcome.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,13 +18,16 @@ import engine
 from config import observability
 from core.exceptions import conflict
 from devices.models import Device
-from interrupts.selectors import role_interrupt_get
+from engine.scoring import load_scorer
+from interrupts.selectors import agent_uncertain_interrupt_get, role_interrupt_get
 from tenancy.models import Tenant
 from tenancy.scoping import owned
+from voiceprint.decision import Decision, VoiceScore, decide, score_voices
 from voiceprint.embedding import compute_embedding
 from voiceprint.models import Voice
-from voiceprint.selectors import voice_list_nearest
+from voiceprint.selectors import operating_point_get, voice_list_nearest
 from voiceprint.services.storage import wav_encode
+from voiceprint.thresholds import default_similarity_threshold
 
 # --- audio to embedding -----------------------------------------------------------------
 
@@ -53,7 +56,7 @@ def voice_engine_check(voice: Voice, *, engine_name: str) -> None:
         )
 
 
-# --- the decision rule ------------------------------------------------------------------
+# --- scores --------------------------------------------------------------------------------
 
 
 def cosine_similarity(first: np.ndarray, second: np.ndarray) -> float:
@@ -61,16 +64,21 @@ def cosine_similarity(first: np.ndarray, second: np.ndarray) -> float:
     return float(np.dot(np.asarray(first, dtype=np.float32), np.asarray(second, dtype=np.float32)))
 
 
-def is_match(*, similarity: float, threshold: float) -> bool:
-    """The one decision rule: a match when the similarity reaches the threshold."""
-    return similarity >= threshold
-
-
-def is_match_by_distance(*, distance: float, threshold: float) -> bool:
-    """`is_match` stated in cosine distances (1 - similarity), as the Voice API does: a
-    match when the distance is at most the threshold. Both sides are negated rather than
-    subtracted from 1, which is the same order without the rounding of 1 - x."""
-    return is_match(similarity=-distance, threshold=-threshold)
+def voices_score(
+    tenant: Tenant, voices: Sequence[Voice], *, probe: engine.EmbeddingResult
+) -> list[VoiceScore]:
+    """``voices`` scored for ``probe`` with its engine's scorer (if it has one), best first."""
+    return score_voices(
+        voices,
+        centroids=np.stack([np.asarray(v.centroid, dtype=np.float32) for v in voices])
+        if voices
+        else np.zeros((0, len(probe.vector)), dtype=np.float32),
+        thresholds=[v.threshold for v in voices],
+        probe=probe,
+        scorer=load_scorer(probe.model),
+        default_threshold=default_similarity_threshold(probe.model),
+        operating_point=operating_point_get(tenant, engine_name=probe.model),
+    )
 
 
 def elapsed_ms(started: float) -> int:
@@ -80,28 +88,28 @@ def elapsed_ms(started: float) -> int:
 
 # --- 1:N among a device's voices --------------------------------------------------------
 
-
-@dataclass
-class Candidate:
-    voice: Voice
-    score: float
-
-    @property
-    def passes(self) -> bool:
-        """Whether the score reaches this voice's threshold."""
-        return is_match(similarity=self.score, threshold=self.voice.threshold)
+#: Voices scored per identify at least (the reply shows `top_k` of them): enough for the
+#: normalised ranking to reorder the nearest by cosine.
+SCORED_VOICES = 8
 
 
 @dataclass
 class VoiceIdentifyResult:
-    matched: bool
-    best: Candidate | None
-    candidates: list[Candidate]
+    decision: Decision
+    #: The first `top_k` of decision.ranked.
+    candidates: list[VoiceScore]
     model: str
     interrupt: bool | None
     processing_time_ms: int
     quality: engine.ProbeQuality
-    threshold: float | None = None
+
+    @property
+    def matched(self) -> bool:
+        return self.decision.matched
+
+    @property
+    def best(self) -> VoiceScore | None:
+        return self.decision.best
 
 
 def voice_identify(
@@ -111,7 +119,9 @@ def voice_identify(
     started = time.perf_counter()
     bound = owned(Voice, tenant).filter(bindings__device=device)
     probe = audio_embed(audio=audio).embedding
-    nearest = voice_list_nearest(bound, vector=probe.vector, engine_name=probe.model, top_k=top_k)
+    nearest = voice_list_nearest(
+        bound, vector=probe.vector, engine_name=probe.model, top_k=max(top_k, SCORED_VOICES)
+    )
     # No voice of this engine: only then is it worth asking whether others are bound.
     stale = None if nearest else bound.values_list("engine_name", flat=True).first()
     if stale is not None:
@@ -119,25 +129,27 @@ def voice_identify(
             f"the voices of device {device.device_id} were enrolled with engine {stale!r} "
             f"but the active engine is {probe.model!r}; run `python manage.py reembed`"
         )
-    candidates = [Candidate(voice, 1.0 - float(voice.distance)) for voice in nearest]
-    best = candidates[0] if candidates else None
-    matched = best is not None and best.passes
-    _count_identify(device, matched)
-    observability.count_identify(probe.model, "device", matched)
-    interrupt = None
-    if agent_id:
-        role = best.voice.role if matched else None
-        interrupt = role_interrupt_get(tenant, agent_id=agent_id, role=role)
+    ranked = voices_score(tenant, nearest, probe=probe)
+    decision = decide(ranked, load_scorer(probe.model))
+    _count_identify(device, decision.matched)
+    observability.count_identify(probe.model, "device", decision.matched)
     return VoiceIdentifyResult(
-        matched=matched,
-        best=best,
-        candidates=candidates,
+        decision=decision,
+        candidates=decision.ranked[:top_k],
         model=probe.model,
-        interrupt=interrupt,
-        threshold=best.voice.threshold if best else None,
+        interrupt=_interrupt(tenant, agent_id, decision) if agent_id else None,
         processing_time_ms=elapsed_ms(started),
         quality=probe.quality,
     )
+
+
+def _interrupt(tenant: Tenant, agent_id: str, decision: Decision) -> bool:
+    """Whether the speaker may interrupt the agent: the matched role's setting, the agent's
+    setting for uncertain speakers, never for an unknown one."""
+    if decision.outcome == "uncertain":
+        return agent_uncertain_interrupt_get(tenant, agent_id=agent_id)
+    role = decision.best.voice.role if decision.matched else None
+    return role_interrupt_get(tenant, agent_id=agent_id, role=role)
 
 
 def _count_identify(device: Device, matched: bool) -> None:
@@ -154,21 +166,28 @@ def _count_identify(device: Device, matched: bool) -> None:
 
 @dataclass
 class VoiceVerifyResult:
-    score: float
-    verified: bool
+    decision: Decision
     model: str
     processing_time_ms: int
     quality: engine.ProbeQuality
 
+    @property
+    def score(self) -> VoiceScore:
+        return self.decision.ranked[0]
+
+    @property
+    def verified(self) -> bool:
+        return self.decision.matched
+
 
 def voice_verify(voice: Voice, *, audio: bytes) -> VoiceVerifyResult:
+    """1:1: the same rule as identify, with one voice (never "too close")."""
     started = time.perf_counter()
     probe = audio_embed(audio=audio).embedding
     voice_engine_check(voice, engine_name=probe.model)
-    score = cosine_similarity(voice.centroid, probe.vector)
+    ranked = voices_score(voice.tenant, [voice], probe=probe)
     return VoiceVerifyResult(
-        score=score,
-        verified=is_match(similarity=score, threshold=voice.threshold),
+        decision=decide(ranked, load_scorer(probe.model)),
         model=probe.model,
         processing_time_ms=elapsed_ms(started),
         quality=probe.quality,

@@ -1,7 +1,7 @@
 """The Voice API's decisions, on the same store as the Voiceprint API.
 
 Its threshold is a cosine *distance* (1 - similarity), and the decision is the Voiceprint
-API's rule stated in distances (voiceprint.services.is_match_by_distance). `confidence`
+API's rule stated in distances (voiceprint.decision.is_match_by_distance). `confidence`
 falls from 1 at distance 0 through 0.5 at the threshold to 0 at distance 2 (opposite
 vectors), linearly on each side. Registering and forgetting a voice are the Voiceprint
 API's services (voice_create, voice_delete), called by the views.
@@ -22,9 +22,10 @@ from engine.attributes import load_gender_head
 from engine.audio_classifiers import classify
 from tenancy.models import Tenant
 from tenancy.scoping import owned
+from voiceprint.decision import is_match_by_distance
 from voiceprint.models import DEFAULT_STORE, Voice
 from voiceprint.selectors import voice_list_nearest
-from voiceprint.services import audio_embed, cosine_similarity, elapsed_ms, is_match_by_distance
+from voiceprint.services import audio_embed, cosine_similarity, elapsed_ms
 from voiceprint.thresholds import default_distance_threshold
 
 logger = logging.getLogger(__name__)
