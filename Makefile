@@ -6,7 +6,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run dev banner worker migrate test lint bench clean-db
+.PHONY: help install run dev banner worker migrate test lint bench bench-accuracy calibration-ge2e clean-db
 
 help:
 	@echo "make run     set up .venv, migrate, serve on http://127.0.0.1:$(PORT) (gunicorn)"
@@ -14,6 +14,7 @@ help:
 	@echo "make test    run the whole test suite (embedded PostgreSQL + pgvector, Redis)"
 	@echo "make worker  start a Celery worker (needs CELERY_BROKER_URL)"
 	@echo "make bench   measure the speaker engines, write docs/BENCHMARKS.md"
+	@echo "make bench-accuracy  decisions on household, noisy probes: docs/ACCURACY.md"
 	@echo "make lint    ruff"
 
 # torch is installed first and pinned: this CPU build is on the machines' disk, and any
@@ -58,6 +59,22 @@ lint: install
 
 bench: install
 	$(PY) -m engine.bench --out docs/BENCHMARKS.md
+
+# The shared speech (VOICEPRINT_SHARED_DIR, else ../shared); its LibriSpeech speakers fall in
+# three fixed parts by a hash of their label: cohort, fit (calibration) and report.
+SHARED ?= $(or $(VOICEPRINT_SHARED_DIR),../shared)
+LIBRISPEECH := $(SHARED)/audio/librispeech-train-clean-100
+
+# The decision rule on households, short noisy probes and strangers, on the report speakers
+# (none of them in the cohort or the calibration), and the clean-speech comparison.
+bench-accuracy: install
+	$(PY) manage.py evaluate_household $(LIBRISPEECH) --engine ge2e --part report --reference \
+		--markdown docs/ACCURACY.md
+
+# How engine/heads/cohort-ge2e.npy and calibration-ge2e.json were made (about 10 minutes).
+calibration-ge2e: install
+	$(PY) manage.py build_cohort $(LIBRISPEECH) --engine ge2e --part cohort
+	$(PY) manage.py fit_calibration $(LIBRISPEECH) --engine ge2e --part fit
 
 # Stop and delete the embedded database (var/pgdata). Asks nothing: use with care.
 clean-db:

@@ -143,7 +143,7 @@ def _engine_status() -> dict[str, Any]:
 
 def _public_engine(status: dict[str, Any]) -> dict[str, Any]:
     """`status` without file system paths or download instructions; those are logged."""
-    public = {key: status.get(key) for key in ("name", "dim")}
+    public = {key: status.get(key) for key in ("name", "dim", "decisions")}
     public["source"] = _DIRECTORIES.sub("", status["source"]) if status.get("source") else None
     if "fallback_reason" in status:  # engine.registry logged it when it chose the fallback
         public["requested"] = status.get("requested")

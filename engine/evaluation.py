@@ -28,10 +28,10 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
-from engine.audio import SAMPLE_RATE, prepare_audio
+from engine.audio import SAMPLE_RATE, decode_audio, prepare_audio
 from engine.base import SpeakerEngine
 from engine.errors import AudioDecodeError, InsufficientSpeechError
-from engine.registry import active_engine, current_settings, get_engine
+from engine.registry import active_engine, current_settings, embed_waveform, get_engine
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg"})
 LabelSource = Literal["auto", "prefix", "folder"]
@@ -266,3 +266,51 @@ def _score(report: EvaluationReport, vectors: np.ndarray, labels: np.ndarray) ->
     nearest = scores.argmax(axis=1)
     report.top1_queries = int(queries.sum())
     report.top1_correct = int((labels[nearest] == labels)[queries].sum())
+
+
+@dataclass
+class ReferenceComparison:
+    """EERs of our pipeline and of the engine's own reference pipeline on the same pieces."""
+
+    speakers: int
+    pieces: int
+    target_trials: int
+    nontarget_trials: int
+    ours: float
+    reference: float
+
+
+def ge2e_reference_comparison(
+    folder: Path, *, parts: int = 3, min_seconds: float = 12.0, progress: bool = True
+) -> ReferenceComparison:
+    """Clean, long speech: each recording of at least ``min_seconds`` cut into ``parts``
+    pieces (silences kept), every pair of pieces a trial; embedded by our pipeline (decode,
+    VAD, levelling, GE2E) and by resemblyzer's own (``preprocess_wav`` + ``embed_utterance``)."""
+    encoder = get_engine("ge2e")
+    ours, reference, labels = [], [], []
+    files = audio_files(Path(folder))
+    for path in tqdm(files, unit="file", desc="clean long speech", disable=not progress):
+        waveform = decode_audio(path.read_bytes())
+        if len(waveform) < min_seconds * SAMPLE_RATE:
+            continue
+        for piece in np.array_split(waveform, parts):
+            ours.append(embed_waveform(piece, "ge2e").vector)
+            reference.append(encoder.embed_reference(piece))
+            labels.append(speaker_label(path, Path(folder)))
+    label_array = np.asarray(labels)
+    same = label_array[:, None] == label_array[None, :]
+    upper = np.triu_indices(len(labels), k=1)
+    trial_labels = same[upper]
+
+    def eer(vectors: list[np.ndarray]) -> float:
+        stacked = np.stack(vectors)
+        return compute_eer((stacked @ stacked.T)[upper], trial_labels)[0]
+
+    return ReferenceComparison(
+        speakers=len(set(labels)),
+        pieces=len(labels),
+        target_trials=int(trial_labels.sum()),
+        nontarget_trials=int((~trial_labels).sum()),
+        ours=eer(ours),
+        reference=eer(reference),
+    )

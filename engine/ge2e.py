@@ -70,6 +70,15 @@ class GE2EEngine(SpeakerEngine):
         means = [chunk.mean(axis=0) for chunk in np.split(embeddings, bounds)]
         return l2_normalise(np.stack(means))
 
+    def embed_reference(self, recording: np.ndarray) -> np.ndarray:
+        """resemblyzer's own pipeline (its VAD and raise-only levelling, then
+        embed_utterance) on a 16 kHz recording with its silences: the reference our
+        pipeline is measured against (engine.evaluation.ge2e_reference_comparison)."""
+        from resemblyzer import preprocess_wav
+
+        speech = preprocess_wav(np.asarray(recording, dtype=np.float32), source_sr=16_000)
+        return l2_normalise(self._encoder.embed_utterance(speech))
+
     def _partials(self, waveform: np.ndarray) -> np.ndarray:
         """(n_partials, 160, 40) mel windows covering the waveform, as resemblyzer cuts them."""
         waveform = np.asarray(waveform, dtype=np.float32)

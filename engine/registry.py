@@ -19,6 +19,7 @@ from engine.audio import PreparedAudio, prepare_audio, prepare_waveform
 from engine.base import SpeakerEngine
 from engine.errors import EngineError, EngineUnavailableError, UnknownEngineError
 from engine.quality import ProbeQuality
+from engine.scoring import scoring_status
 from engine.settings import EngineSettings
 
 logger = logging.getLogger(__name__)
@@ -185,6 +186,8 @@ def engine_status() -> dict[str, Any]:
     except Exception as exc:
         return {"name": None, "dim": None, "source": None, "error": str(exc)}
     status: dict[str, Any] = {"name": engine.name, "dim": engine.dim, "source": engine.source}
+    # Whether identify/verify decide on calibrated scores or on the raw cosine.
+    status["decisions"] = scoring_status(engine.name)
     reason = _fallback_reason
     if reason is not None:
         status["requested"] = current_settings().engine

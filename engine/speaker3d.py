@@ -64,7 +64,6 @@ ONNX_OPSET = 17
 ONNX_TOLERANCE = 1e-4
 
 
-
 @dataclass(frozen=True)
 class ModelSpec:
     """What we know about one ModelScope model and its network."""

@@ -1,0 +1,289 @@
+"""The household evaluation: the service's decision rule on device-like probes.
+
+engine.household makes the audio (enrollment samples, short probes mixed with babble); this
+module embeds it, enrolls each speaker as a voice (the centroid of its samples, as
+enrollment does), and runs voiceprint.decision on every probe against every household:
+
+* households are groups of ``household_size`` speakers (in label order); a probe of a
+  member is **accepted** (decision match, right voice), **confused** (match, wrong voice),
+  **uncertain** or **rejected**; a probe of anyone else is a **stranger** to that household
+  and is **falsely accepted** when the decision is match;
+* per condition it also reports the pairwise EER of the rule's score (AS-norm z with a
+  scorer, the cosine without) and the **balanced threshold**: the voice ``threshold`` at
+  which the household's rejections equal the strangers' acceptances.
+
+The same embedded material gives the trials the calibration is fitted on (:func:`trials`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+import engine
+from engine.evaluation import compute_eer
+from engine.household import Condition, Material, make_probes
+from engine.scoring import Scorer, Trials
+from voiceprint.decision import decide, score_voices
+
+
+@dataclass
+class EmbeddedProbe:
+    speaker: int  # index into EmbeddedMaterial.labels
+    condition: Condition
+    embedding: engine.EmbeddingResult
+
+
+@dataclass
+class EmbeddedMaterial:
+    engine: str
+    labels: list[str]
+    #: One voice per speaker: the normalised mean of its enrollment samples.
+    centroids: np.ndarray
+    #: Every enrollment sample's embedding, and its speaker index (a cohort is made of these).
+    samples: np.ndarray
+    sample_speakers: np.ndarray
+    probes: list[EmbeddedProbe] = field(default_factory=list)
+    #: Probes refused for too little speech (40003 in the service), per condition name.
+    refused: dict[str, int] = field(default_factory=dict)
+
+
+def embed_material(
+    material: Material,
+    conditions: Sequence[Condition],
+    *,
+    engine_name: str | None = None,
+    windows_per_speaker: int = 3,
+    noises: Sequence[np.ndarray] = (),
+    seed: int = 0,
+    progress: bool = True,
+) -> EmbeddedMaterial:
+    """Embed every enrollment sample and every probe of ``material`` in ``conditions``."""
+    samples, owners, centroids, labels = [], [], [], []
+    speakers = tqdm(material.speakers, desc="enrollment", unit="speaker", disable=not progress)
+    for speaker in speakers:
+        vectors = [v for v in (_embed(w, engine_name) for w in speaker.enrollment) if v is not None]
+        if not vectors:
+            continue  # no sample with enough speech: this speaker cannot be enrolled
+        samples.extend(v.vector for v in vectors)
+        owners.extend([len(labels)] * len(vectors))
+        centroids.append(_unit(np.mean([v.vector for v in vectors], axis=0)))
+        labels.append(speaker.label)
+        name = vectors[0].model
+    if not labels:
+        raise ValueError("no speaker has an enrollment sample with enough speech")
+    embedded = EmbeddedMaterial(
+        engine=name,
+        labels=labels,
+        centroids=np.stack(centroids),
+        samples=np.stack(samples),
+        sample_speakers=np.asarray(owners),
+    )
+    index_of = {label: i for i, label in enumerate(labels)}
+    probes = make_probes(
+        material, conditions, windows_per_speaker=windows_per_speaker, noises=noises, seed=seed
+    )
+    total = len(material.speakers) * windows_per_speaker * len(conditions)
+    for probe in tqdm(probes, desc="probes", unit="probe", total=total, disable=not progress):
+        if probe.speaker not in index_of:
+            continue
+        result = _embed(probe.waveform, engine_name)
+        if result is None:
+            name = probe.condition.name
+            embedded.refused[name] = embedded.refused.get(name, 0) + 1
+            continue
+        embedded.probes.append(EmbeddedProbe(index_of[probe.speaker], probe.condition, result))
+    return embedded
+
+
+def _embed(waveform: np.ndarray, engine_name: str | None) -> engine.EmbeddingResult | None:
+    try:
+        return engine.embed_waveform(waveform, engine_name)
+    except engine.InsufficientSpeechError:
+        return None
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
+
+
+# --- the household report ---------------------------------------------------------------------
+
+
+@dataclass
+class ConditionReport:
+    condition: Condition
+    household_probes: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    uncertain: int = 0
+    confused: int = 0
+    refused: int = 0
+    stranger_trials: int = 0
+    stranger_accepted: int = 0
+    stranger_uncertain: int = 0
+    eer: float | None = None
+    balanced_threshold: float | None = None
+    balanced_error: float | None = None
+
+    def rate(self, count: int, of_strangers: bool = False) -> float:
+        total = self.stranger_trials if of_strangers else self.household_probes
+        return count / total if total else 0.0
+
+
+def household_report(
+    embedded: EmbeddedMaterial,
+    conditions: Sequence[Condition],
+    *,
+    scorer: Scorer | None,
+    threshold: float,
+    household_size: int = 4,
+) -> list[ConditionReport]:
+    """The decision rule's outcomes per condition (see the module docstring)."""
+    households = _households(len(embedded.labels), household_size)
+    household_of = np.full(len(embedded.labels), -1)
+    for number, members in enumerate(households):
+        household_of[members] = number
+    reports = []
+    for condition in conditions:
+        report = ConditionReport(condition, refused=embedded.refused.get(condition.name, 0))
+        probes = [p for p in embedded.probes if p.condition == condition]
+        member_best, stranger_best, member_right = [], [], []
+        for probe in probes:
+            for number, members in enumerate(households):
+                ranked = score_voices(
+                    members,
+                    centroids=embedded.centroids[members],
+                    thresholds=[threshold] * len(members),
+                    probe=probe.embedding,
+                    scorer=scorer,
+                )
+                decision = decide(ranked, scorer)
+                best = decision.best
+                if household_of[probe.speaker] == number:
+                    _count_member(report, decision.outcome, best.voice == probe.speaker)
+                    member_best.append(best.rank_score)
+                    member_right.append(best.voice == probe.speaker)
+                else:
+                    report.stranger_trials += 1
+                    report.stranger_accepted += decision.outcome == "match"
+                    report.stranger_uncertain += decision.outcome == "uncertain"
+                    stranger_best.append(best.rank_score)
+        report.eer = _pairwise_eer(embedded, probes, scorer)
+        _balance(report, member_best, member_right, stranger_best, scorer)
+        reports.append(report)
+    return reports
+
+
+def _households(speakers: int, size: int) -> list[list[int]]:
+    if speakers < size + 1:
+        raise ValueError(f"{speakers} speakers: a household of {size} needs strangers too")
+    return [list(range(i, i + size)) for i in range(0, speakers - size + 1, size)]
+
+
+def _count_member(report: ConditionReport, outcome: str, right_voice: bool) -> None:
+    report.household_probes += 1
+    if outcome == "match":
+        if right_voice:
+            report.accepted += 1
+        else:
+            report.confused += 1
+    elif outcome == "uncertain":
+        report.uncertain += 1
+    else:
+        report.rejected += 1
+
+
+def _pairwise_eer(
+    embedded: EmbeddedMaterial, probes: Sequence[EmbeddedProbe], scorer: Scorer | None
+) -> float | None:
+    if not probes:
+        return None
+    scores, labels = [], []
+    for probe in probes:
+        ranked = score_voices(
+            list(range(len(embedded.labels))),
+            centroids=embedded.centroids,
+            thresholds=[0.0] * len(embedded.labels),
+            probe=probe.embedding,
+            scorer=scorer,
+        )
+        scores.extend(s.rank_score for s in ranked)
+        labels.extend(s.voice == probe.speaker for s in ranked)
+    return compute_eer(scores, labels)[0]
+
+
+def _balance(
+    report: ConditionReport,
+    member_best: Sequence[float],
+    member_right: Sequence[bool],
+    stranger_best: Sequence[float],
+    scorer: Scorer | None,
+) -> None:
+    """The threshold where household rejections equal stranger acceptances, as a voice
+    ``threshold`` (a cosine; with a scorer, the cosine whose mapped z is that point)."""
+    if not member_best or not stranger_best:
+        return
+    # A member probe counts as accepted at t when its best voice is right and reaches t.
+    accepted = np.where(member_right, member_best, -np.inf)
+    candidates = np.unique(np.concatenate([member_best, stranger_best]))
+    frr = np.array([np.mean(accepted < t) for t in candidates])
+    far = np.array([np.mean(np.asarray(stranger_best) >= t) for t in candidates])
+    i = int(np.argmin(np.abs(frr - far)))
+    point = float(candidates[i])
+    if scorer is not None:
+        mapping = scorer.calibration.threshold_map
+        point = mapping.cosine_mean + (point - mapping.z_mean) / mapping.z_std * mapping.cosine_std
+    report.balanced_threshold = point
+    report.balanced_error = float((frr[i] + far[i]) / 2)
+
+
+# --- trials for fitting and pooled EER --------------------------------------------------------
+
+
+def trials(embedded: EmbeddedMaterial, scorer: Scorer) -> Trials:
+    """Every probe against every voice of ``embedded``, normalised with ``scorer``'s cohort."""
+    parts = []
+    for probe in embedded.probes:
+        cosines = embedded.centroids @ probe.embedding.vector
+        z = scorer.normalise(cosines, embedded.centroids, probe.embedding.vector)
+        n = len(cosines)
+        parts.append(
+            (
+                cosines,
+                z,
+                np.full(n, probe.embedding.quality.speech_seconds),
+                np.full(n, probe.embedding.quality.snr_db),
+                np.arange(n) == probe.speaker,
+                np.full(n, probe.condition.snr_db is None),
+            )
+        )
+    columns = [np.concatenate(column) for column in zip(*parts, strict=True)]
+    return Trials(*columns)
+
+
+def pooled_eers(embedded: EmbeddedMaterial, scorer: Scorer | None) -> dict[str, float]:
+    """EER over all conditions together: raw cosine, and the calibrated LLR with a scorer."""
+    if scorer is None:
+        cosines = np.concatenate([embedded.centroids @ p.embedding.vector for p in embedded.probes])
+        labels = _target_labels(embedded)
+        return {"cosine": compute_eer(cosines, labels)[0]}
+    pairs = trials(embedded, scorer)
+    llr = scorer.calibration.llr(pairs.z, pairs.speech_seconds, pairs.snr_db)
+    return {
+        "cosine": compute_eer(pairs.cosine, pairs.target)[0],
+        "z": compute_eer(pairs.z, pairs.target)[0],
+        "calibrated": compute_eer(llr, pairs.target)[0],
+    }
+
+
+def _target_labels(embedded: EmbeddedMaterial) -> np.ndarray:
+    n = len(embedded.labels)
+    return np.concatenate([np.arange(n) == p.speaker for p in embedded.probes])
+
+
+def conditions_from(windows: Iterable[float], snrs: Iterable[float | None]) -> list[Condition]:
+    return [Condition(w, s) for w in windows for s in snrs]

@@ -1,0 +1,167 @@
+"""The household evaluation: the service's decision rule on device-like probes."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+import engine
+from engine.evaluation import ge2e_reference_comparison
+from engine.household import load_noises
+from engine.scoring import load_scorer
+from voiceprint.evaluation import (
+    ConditionReport,
+    conditions_from,
+    embed_material,
+    household_report,
+    pooled_eers,
+)
+from voiceprint.management.commands._household import (
+    add_material_arguments,
+    add_probe_arguments,
+    material_from,
+    parse_snrs,
+    parse_windows,
+)
+from voiceprint.thresholds import default_similarity_threshold
+
+
+class Command(BaseCommand):
+    help = (
+        "Households of enrolled voices (K clean samples each) hear short probes of their "
+        "members, clean or mixed with babble of other talkers (or a noise folder) at several "
+        "SNRs, and probes of strangers never enrolled. Prints, per condition, what the "
+        "service's decision rule answers: accepted / uncertain / rejected / confused for the "
+        "household, false accepts for strangers, the EER and the balanced threshold."
+    )
+
+    def add_arguments(self, parser):
+        add_material_arguments(parser, default_part="all")
+        add_probe_arguments(parser)
+        parser.add_argument("--household-size", type=int, default=4)
+        parser.add_argument(
+            "--threshold", type=float, help="every voice's threshold (default: the engine's)"
+        )
+        parser.add_argument(
+            "--raw", action="store_true", help="the raw cosine rule, without the calibration"
+        )
+        parser.add_argument(
+            "--reference",
+            action="store_true",
+            help="ge2e: also compare the pipeline with resemblyzer's own on clean, long speech",
+        )
+        parser.add_argument("--markdown", type=Path, help="also write the report to this file")
+
+    def handle(self, *args, **options):
+        material = material_from(options)
+        conditions = conditions_from(parse_windows(options["windows"]), parse_snrs(options["snrs"]))
+        noises = load_noises(options["noise_folder"]) if options["noise_folder"] else ()
+        try:
+            embedded = embed_material(
+                material,
+                conditions,
+                engine_name=options["engine"],
+                windows_per_speaker=options["windows_per_speaker"],
+                noises=noises,
+                seed=options["seed"],
+                progress=not options["no_progress"],
+            )
+        except (engine.EngineError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+        scorer = None if options["raw"] else load_scorer(embedded.engine)
+        threshold = options["threshold"]
+        if threshold is None:
+            threshold = default_similarity_threshold(embedded.engine)
+        rows = {
+            "raw cosine": household_report(
+                embedded,
+                conditions,
+                scorer=None,
+                threshold=threshold,
+                household_size=options["household_size"],
+            )
+        }
+        if scorer is not None:
+            rows["calibrated"] = household_report(
+                embedded,
+                conditions,
+                scorer=scorer,
+                threshold=threshold,
+                household_size=options["household_size"],
+            )
+        text = _markdown(options, embedded, rows, pooled_eers(embedded, scorer), threshold)
+        if options["reference"]:
+            text += _reference_markdown(options)
+        self.stdout.write(text)
+        if options["markdown"]:
+            options["markdown"].write_text(text, encoding="utf-8")
+            self.stdout.write(f"wrote {options['markdown']}")
+
+
+def _markdown(options, embedded, rows, pooled, threshold) -> str:
+    speakers = len(embedded.labels)
+    noise = "a noise folder" if options["noise_folder"] else "babble of 3 other talkers"
+    today = datetime.date.today().isoformat()
+    lines = [
+        "## Household evaluation",
+        "",
+        f"Data: `{options['folder']}` (part `{options['part']}`): {speakers} speakers, "
+        f"{options['enrollment_samples']} enrollment samples each, households of "
+        f"{options['household_size']}, {options['windows_per_speaker']} probe windows per "
+        f"speaker and condition (noise: {noise}). "
+        f"Engine `{embedded.engine}`, threshold {threshold:g}. "
+        f"Machine: {platform.machine()}, {platform.system()}, {os.cpu_count()} CPUs; {today}.",
+        "",
+        "| rule | probe | household accepted | uncertain | rejected | confused "
+        "| refused (<1 s speech) | strangers accepted | strangers uncertain | EER "
+        "| balanced threshold (error) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for rule, reports in rows.items():
+        lines += [_row(rule, r) for r in reports]
+    lines += [
+        "",
+        "Pooled EER over all conditions: "
+        + ", ".join(f"{name} {value:.2%}" for name, value in pooled.items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _row(rule: str, r: ConditionReport) -> str:
+    balanced = (
+        f"{r.balanced_threshold:.3f} ({r.balanced_error:.1%})"
+        if r.balanced_threshold is not None
+        else "-"
+    )
+    eer = f"{r.eer:.2%}" if r.eer is not None else "-"
+    return (
+        f"| {rule} | {r.condition.name} | {r.rate(r.accepted):.1%} | {r.rate(r.uncertain):.1%} "
+        f"| {r.rate(r.rejected):.1%} | {r.rate(r.confused):.1%} | {r.refused} "
+        f"| {r.rate(r.stranger_accepted, True):.2%} | {r.rate(r.stranger_uncertain, True):.1%} "
+        f"| {eer} | {balanced} |"
+    )
+
+
+def _reference_markdown(options) -> str:
+    comparison = ge2e_reference_comparison(options["folder"], progress=not options["no_progress"])
+    return "\n".join(
+        [
+            "## Clean, long speech: the pipeline against the raw model",
+            "",
+            f"Every recording of at least 12 s in `{options['folder']}` (all parts: "
+            f"{comparison.speakers} speakers) cut into 3 pieces of 4 s or more, silences kept; "
+            f"every pair of pieces a trial ({comparison.target_trials} same-speaker, "
+            f"{comparison.nontarget_trials} different).",
+            "",
+            "| pipeline | EER |",
+            "|---|---|",
+            f"| ours (decode, webrtcvad, levelled to -25 dBFS, GE2E) | {comparison.ours:.2%} |",
+            f"| resemblyzer (preprocess_wav + embed_utterance) | {comparison.reference:.2%} |",
+            "",
+        ]
+    )
