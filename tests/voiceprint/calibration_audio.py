@@ -20,11 +20,17 @@ UTTERANCES = (
     "1116-132847-0000",
     "1235-135883-0000",
 )
-SEGMENTS = 3
 SEGMENT_SECONDS = 3.0
-#: 6 speakers x 3 segments: 153 pairs, 18 of one speaker, 135 of two.
-SAME_SPEAKER_TRIALS = len(UTTERANCES) * SEGMENTS * (SEGMENTS - 1) // 2
-DIFFERENT_SPEAKER_TRIALS = 153 - SAME_SPEAKER_TRIALS
+#: Embedding is the slow part: most tests fit on the small set, 6 recordings.
+SMALL = {"speakers": 3, "segments": 2}
+
+
+def trial_counts(speakers: int = 6, segments: int = 3) -> tuple[int, int]:
+    """(different-speaker, same-speaker) pairs of `recordings(speakers, segments)`:
+    6 x 3 give 153 pairs, 135 and 18; 3 x 2 give 15, 12 and 3."""
+    same = speakers * segments * (segments - 1) // 2
+    n = speakers * segments
+    return n * (n - 1) // 2 - same, same
 
 
 def require_scorer(engine_name: str = "ge2e") -> None:
@@ -36,18 +42,19 @@ def require_scorer(engine_name: str = "ge2e") -> None:
 
 
 @cache
-def recordings() -> list[tuple[str, bytes]]:
-    """(speaker, WAV bytes): SEGMENTS consecutive segments of each utterance."""
+def recordings(speakers: int = 6, segments: int = 3) -> list[tuple[str, bytes]]:
+    """(speaker, WAV bytes): `segments` consecutive 3 s segments of the first `speakers`
+    utterances."""
     return [
         (utterance.split("-")[0], make.clip(make.librispeech(utterance), k * 3.5, SEGMENT_SECONDS))
-        for utterance in UTTERANCES
-        for k in range(SEGMENTS)
+        for utterance in UTTERANCES[:speakers]
+        for k in range(segments)
     ]
 
 
-def write_folder(folder: Path) -> Path:
+def write_folder(folder: Path, **size: int) -> Path:
     """The recordings as files named <speaker>-<n>.wav, the way calibrate reads labels."""
     folder.mkdir(parents=True, exist_ok=True)
-    for n, (speaker, audio) in enumerate(recordings()):
+    for n, (speaker, audio) in enumerate(recordings(**size)):
         (folder / f"{speaker}-{n}.wav").write_bytes(audio)
     return folder
