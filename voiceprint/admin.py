@@ -362,6 +362,7 @@ class OperatingPointAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     )
     list_filter = ("tenant", "engine_name")
     list_select_related = ("tenant",)
+    search_fields = ("tenant__name", "engine_name")
     readonly_fields = (*list_display[:-2], "measured_frr", "fitted_at")
 
     @admin.display(description="measured FRR", ordering="measured_frr")
