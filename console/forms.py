@@ -1,4 +1,5 @@
-"""Forms of the console's own pages (enrollment, samples, identify test, agent settings)."""
+"""Forms of the console's own pages (enrollment, samples, identify test, agent settings,
+operating points)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,23 @@ class AudioField(forms.FileField):
         return upload
 
 
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class AudioFilesField(AudioField):
+    """Several recordings in one field, each checked as an AudioField; a list of uploads."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(**kwargs)
+
+    def clean(self, data, initial=None):
+        check_one = super().clean
+        uploads = data if isinstance(data, list | tuple) else [data]
+        return [check_one(upload, initial) for upload in uploads]
+
+
 class TenantRecordChoiceField(forms.ModelChoiceField):
     """Records of several tenants in one select, each labelled with its tenant."""
 
@@ -56,6 +74,9 @@ class ScopedForm(forms.Form):
                 field.queryset = scoped_choices(model, request).select_related(
                     *(["tenant"] if model is not Tenant else [])
                 )
+        tenant = self.fields.get("tenant")
+        if tenant is not None and len(tenant.queryset) == 1:  # an operator's own
+            tenant.initial = tenant.queryset[0].pk
 
 
 class EnrollVoiceForm(ScopedForm):
@@ -76,12 +97,6 @@ class EnrollVoiceForm(ScopedForm):
         help_text="Cosine similarity a probe must reach. Empty: the engine's default.",
     )
     audio = AudioField()
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        tenants = self.fields["tenant"].queryset
-        if len(tenants) == 1:
-            self.fields["tenant"].initial = tenants[0].pk
 
     def clean(self):
         cleaned = super().clean()
@@ -118,8 +133,31 @@ class AgentForm(ScopedForm):
     tenant = forms.ModelChoiceField(queryset=Tenant.objects.all())
     agent_id = forms.CharField(max_length=128, label="Agent ID")
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        tenants = self.fields["tenant"].queryset
-        if len(tenants) == 1:
-            self.fields["tenant"].initial = tenants[0].pk
+
+#: Recordings one console fit takes; `manage.py calibrate` takes a folder of any size.
+MAX_FIT_FILES = 200
+
+
+class OperatingPointFitForm(ScopedForm):
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.all())
+    target_far = forms.FloatField(
+        min_value=0.0001,
+        max_value=0.5,
+        initial=0.01,
+        label="Target false-accept rate",
+        help_text="e.g. 0.01 for greetings and personalisation, 0.001 for anything that "
+        "unlocks or pays (it needs about 1/rate different-speaker pairs).",
+    )
+    recordings = AudioFilesField(
+        label="Recordings",
+        help_text="Several recordings of at least two speakers; the speaker of a file is its "
+        "name before the first '-' or '_' (anna-1.wav, anna_kitchen.wav).",
+    )
+
+    def clean_recordings(self):
+        uploads = self.cleaned_data["recordings"]
+        if len(uploads) > MAX_FIT_FILES:
+            raise ValidationError(
+                f"At most {MAX_FIT_FILES} files here; use `manage.py calibrate` for more."
+            )
+        return uploads

@@ -1,6 +1,9 @@
-"""Console: voices with their enrollment samples (playable), bindings, enrollment."""
+"""Console: voices with their enrollment samples (playable), bindings, enrollment; a
+tenant's operating points, fitted on uploaded recordings."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from django import forms
 from django.contrib import admin, messages
@@ -13,12 +16,13 @@ from django.utils.html import format_html
 
 from console.admin_utils import admin_links
 from console.errors import SERVICE_ERRORS, describe
-from console.forms import AddSampleForm, EnrollVoiceForm
+from console.forms import AddSampleForm, EnrollVoiceForm, OperatingPointFitForm
 from console.scoping import TenantScopedAdminMixin
 from devices.models import Device
+from engine.evaluation import speaker_label
 from tenancy.scoping import owned
 from voiceprint import services
-from voiceprint.models import Voice, VoiceSample
+from voiceprint.models import OperatingPoint, Voice, VoiceSample
 
 
 class VoiceChangeForm(forms.ModelForm):
@@ -326,10 +330,104 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         return response
 
     def _audio_form_page(self, request, form, **context):
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "form": form,
-            **context,
-        }
-        return TemplateResponse(request, "console/audio_form.html", context)
+        return audio_form_page(self, request, form, **context)
+
+
+def audio_form_page(model_admin: admin.ModelAdmin, request, form, **context) -> TemplateResponse:
+    """A console page with one form of recordings (console/audio_form.html)."""
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "form": form,
+        **context,
+    }
+    return TemplateResponse(request, "console/audio_form.html", context)
+
+
+@admin.register(OperatingPoint)
+class OperatingPointAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    """A tenant's fitted decision points. "Add" fits one on uploaded recordings (replacing
+    the tenant's point for that engine); "Delete" resets it to the engine's default."""
+
+    list_display = (
+        "engine_name",
+        "tenant",
+        "z_threshold",
+        "target_far",
+        "speakers",
+        "nontarget_trials",
+        "target_trials",
+        "frr",
+        "fitted_at",
+    )
+    list_filter = ("tenant", "engine_name")
+    list_select_related = ("tenant",)
+    search_fields = ("tenant__name", "engine_name")
+    readonly_fields = (*list_display[:-2], "measured_frr", "fitted_at")
+
+    @admin.display(description="measured FRR", ordering="measured_frr")
+    def frr(self, point: OperatingPoint) -> str:
+        return "—" if point.measured_frr is None else f"{point.measured_frr:.1%}"
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # refitted, never edited by hand
+
+    def delete_model(self, request, obj):
+        services.operating_point_delete(obj.tenant, engine_name=obj.engine_name)
+
+    def delete_queryset(self, request, queryset):
+        for point in queryset.select_related("tenant"):
+            self.delete_model(request, point)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = OperatingPointFitForm(request.POST or None, request.FILES or None, request=request)
+        if request.method == "POST" and form.is_valid():
+            try:
+                fit = self._fit(form.cleaned_data)
+            except SERVICE_ERRORS as exc:
+                form.add_error(None, f"No operating point was fitted: {describe(exc)}")
+            else:
+                self._report(request, fit, form.cleaned_data["recordings"])
+                return HttpResponseRedirect(reverse("admin:voiceprint_operatingpoint_changelist"))
+        return audio_form_page(
+            self,
+            request,
+            form,
+            title="Fit an operating point",
+            intro="Upload several recordings of each of several speakers of this tenant. Every "
+            "pair of two speakers is a false-accept trial: the point is the score that only "
+            "the target share of them reaches. It replaces the tenant's point for the active "
+            "engine and applies to voices that keep the engine's default threshold.",
+            submit_label="Fit",
+            form_id="operating-point-form",
+        )
+
+    @staticmethod
+    def _fit(data) -> services.OperatingPointFit:
+        recordings = [
+            (speaker_label(Path(upload.name), Path("."), "prefix"), upload.read())
+            for upload in data["recordings"]
+        ]
+        return services.operating_point_fit(
+            data["tenant"], recordings=recordings, target_far=data["target_far"]
+        )
+
+    def _report(self, request, fit: services.OperatingPointFit, uploads) -> None:
+        point = fit.point
+        self.log_addition(request, point, [{"added": {}}])
+        frr = "unmeasured" if point.measured_frr is None else f"{point.measured_frr:.1%}"
+        self.message_user(
+            request,
+            f"Fitted {point.tenant}'s operating point for {point.engine_name}: z ≥ "
+            f"{point.z_threshold:.3f} at a false-accept rate of {point.target_far:g}, on "
+            f"{point.nontarget_trials} different-speaker trials of {point.speakers} speakers; "
+            f"measured false-reject rate {frr}.",
+            messages.SUCCESS,
+        )
+        if fit.skipped:
+            names = ", ".join(uploads[index].name for index, _ in fit.skipped)
+            self.message_user(
+                request, f"Skipped (too little speech or bad audio): {names}", messages.WARNING
+            )

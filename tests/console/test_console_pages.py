@@ -17,6 +17,8 @@ def test_every_page_renders(superuser_client, acme, globex):
     """No broken pages: each registered model's list, search, add and change pages."""
     from django.contrib.auth import get_user_model
 
+    from tests.console.test_console_operating_points import stored_point
+
     objects = {
         "tenant": acme.tenant,
         "apitoken": acme.tenant.tokens.get(),
@@ -24,6 +26,7 @@ def test_every_page_renders(superuser_client, acme, globex):
         "device": acme.device,
         "voice": acme.voice,
         "roleinterrupt": acme.setting,
+        "operatingpoint": stored_point(acme.tenant),
         "user": get_user_model().objects.get(username="root"),
         "group": None,
     }

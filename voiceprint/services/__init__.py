@@ -3,11 +3,17 @@
 - `enrollment`: voices from recordings, samples, settings and device bindings (with the
   per-device capacity), centroids, re-embedding, deletion;
 - `recognition`: audio to embedding, and the 1:1 / 1:N decisions (by voiceprint.decision);
-- `storage`: enrollment audio encoded as WAV, stored, opened and deleted.
+- `storage`: enrollment audio encoded as WAV, stored, opened and deleted;
+- `calibration`: a tenant's operating point, fitted on its labelled audio.
 
 Callers import from `voiceprint.services`; the names below are the public ones.
 """
 
+from voiceprint.services.calibration import (
+    OperatingPointFit,
+    operating_point_delete,
+    operating_point_fit,
+)
 from voiceprint.services.enrollment import (
     UNCHANGED,
     device_capacity_check,
@@ -35,6 +41,7 @@ from voiceprint.services.storage import audio_delete, audio_open, audio_store, w
 __all__ = [
     "UNCHANGED",
     "EmbeddedAudio",
+    "OperatingPointFit",
     "VoiceIdentifyResult",
     "VoiceVerifyResult",
     "audio_delete",
@@ -44,6 +51,8 @@ __all__ = [
     "cosine_similarity",
     "device_capacity_check",
     "elapsed_ms",
+    "operating_point_delete",
+    "operating_point_fit",
     "voice_centroid_refresh",
     "voice_create",
     "voice_delete",

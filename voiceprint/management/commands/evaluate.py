@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 import engine
 from engine.evaluation import evaluate_folder
+from voiceprint.management.options import add_label_from
 
 
 class Command(BaseCommand):
@@ -19,12 +20,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("folder", type=Path, help="folder of audio files, searched recursively")
         parser.add_argument("--engine", help="engine name (default: the active engine)")
-        parser.add_argument(
-            "--label-from",
-            choices=["auto", "prefix", "folder"],
-            default="auto",
-            help="where the speaker label comes from (default: auto)",
-        )
+        add_label_from(parser)
         parser.add_argument(
             "--segment-seconds",
             type=float,
