@@ -68,13 +68,15 @@ LIBRISPEECH := $(SHARED)/audio/librispeech-train-clean-100
 # The decision rule on households, short noisy probes and strangers, on the report speakers
 # (none of them in the cohort or the calibration), and the clean-speech comparison.
 bench-accuracy: install
-	$(PY) manage.py evaluate_household $(LIBRISPEECH) --engine ge2e --part report --reference \
+	VOICEPRINT_TORCH_THREADS=1 $(PY) manage.py evaluate_household $(LIBRISPEECH) --engine ge2e --part report --reference \
 		--markdown docs/ACCURACY.md
 
-# How engine/heads/cohort-ge2e.npy and calibration-ge2e.json were made (about 10 minutes).
+# How engine/heads/cohort-ge2e.npy and calibration-ge2e.json were made (a few minutes).
+# One torch thread per process: thousands of short clips, and on a busy machine two spinning
+# OpenMP threads made each 2 s clip take seconds instead of milliseconds.
 calibration-ge2e: install
-	$(PY) manage.py build_cohort $(LIBRISPEECH) --engine ge2e --part cohort
-	$(PY) manage.py fit_calibration $(LIBRISPEECH) --engine ge2e --part fit
+	VOICEPRINT_TORCH_THREADS=1 $(PY) manage.py build_cohort $(LIBRISPEECH) --engine ge2e --part cohort
+	VOICEPRINT_TORCH_THREADS=1 $(PY) manage.py fit_calibration $(LIBRISPEECH) --engine ge2e --part fit
 
 # Stop and delete the embedded database (var/pgdata). Asks nothing: use with care.
 clean-db:
