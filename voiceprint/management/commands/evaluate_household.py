@@ -107,7 +107,23 @@ def _markdown(options, embedded, rows, pooled, threshold) -> str:
     noise = "a noise folder" if options["noise_folder"] else "babble of 3 other talkers"
     today = datetime.date.today().isoformat()
     lines = [
+        "# Accuracy of decisions on device-like audio",
+        "",
+        "Written by `make bench-accuracy` (`manage.py evaluate_household`); do not edit by hand.",
+        "",
         "## Household evaluation",
+        "",
+        "Each speaker's recording is split in time: the first half gives its 3 enrollment "
+        "samples, the second half its probe windows, mixed with the babble of other talkers "
+        "at the given SNR (power of the window over power of the babble). A household's "
+        "member probe is *accepted* (match, right voice), *uncertain*, *rejected* or "
+        "*confused* (match, wrong voice); every probe of a non-member is a stranger "
+        "identification against that household. *Refused*: probes with less than 1 s of "
+        "speech (40003 in the service). EER: pairwise, of the score the rule ranks by "
+        "(cosine, or AS-norm z). Balanced threshold: the voice `threshold` at which member "
+        "rejections equal stranger acceptances (for the calibrated rule, the cosine whose "
+        "mapped z is that point). The speakers reported here are in neither the cohort nor "
+        "the calibration (`engine.household.speaker_part`).",
         "",
         f"Data: `{options['folder']}` (part `{options['part']}`): {speakers} speakers, "
         f"{options['enrollment_samples']} enrollment samples each, households of "
@@ -125,8 +141,9 @@ def _markdown(options, embedded, rows, pooled, threshold) -> str:
         lines += [_row(rule, r) for r in reports]
     lines += [
         "",
-        "Pooled EER over all conditions: "
+        "Pooled EER over all conditions (every probe against every voice): "
         + ", ".join(f"{name} {value:.2%}" for name, value in pooled.items()),
+        "",
         "",
     ]
     return "\n".join(lines)
