@@ -126,10 +126,12 @@ class TestVerify:
     def test_a_score_exactly_on_the_threshold_is_verified(self, api, speech):
         """`verified` is the score reaching the threshold: the voice's threshold is set to the
         last one the service accepts (computed from its unrounded score, not read from the
-        rounded reply), then to the next float above it."""
+        rounded reply), then to the next float above it. The probe is
+        another speaker's, so that the boundary lies inside 0-1 with a scorer too (a genuine
+        probe's normalised score can exceed the z of a cosine threshold of 1)."""
         create_device(api, A)
         voice_id = enroll(api, speech.held_out("speaker1_a_en"), A)["voice_id"]
-        probe = speech.held_out("speaker1_b_en")
+        probe = speech.held_out("speaker2_a_en")
         refused = boundary_threshold_verify(voice_id, probe)
         on_threshold = math.nextafter(refused, -math.inf)
         update(api, voice_id, {"threshold": on_threshold})
@@ -268,10 +270,12 @@ class TestIdentify:
 
     def test_a_score_exactly_on_the_threshold_matches(self, api, speech, tenant):
         """`matched` is the score reaching the threshold: the voice's threshold is set to the
-        last one the service accepts, then to the next float above it."""
+        last one the service accepts, then to the next float above it. The probe is
+        another speaker's, so that the boundary lies inside 0-1 with a scorer too (a genuine
+        probe's normalised score can exceed the z of a cosine threshold of 1)."""
         create_device(api, A)
         voice_id = enroll(api, speech.held_out("speaker1_a_en"), A)["voice_id"]
-        probe = speech.held_out("speaker1_b_en")
+        probe = speech.held_out("speaker2_a_en")
         refused = boundary_threshold_identify(tenant, A, probe)
         on_threshold = math.nextafter(refused, -math.inf)
         update(api, voice_id, {"threshold": on_threshold})
