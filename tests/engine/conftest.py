@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 
+from engine.scoring import Calibration, Scorer, ThresholdMap
 from tests.conftest import SHARED_AUDIO as AUDIO_DIR
 from tests.conftest import require_shared
 
@@ -111,3 +114,81 @@ def ge2e():
     from engine.ge2e import GE2EEngine
 
     return GE2EEngine()
+
+
+# --------------------------------------------------------------------------- a real scorer
+
+#: LibriSpeech speakers (file-name order) whose GE2E embeddings are the test cohort; the
+#: next `MAP_SPEAKERS` are the impostor trials the threshold map is measured on.
+COHORT_SPEAKERS = 40
+MAP_SPEAKERS = 12
+COHORT_TOP_N = 16
+#: The default GE2E threshold (voiceprint.thresholds; engine/ knows no app).
+GE2E_DEFAULT_THRESHOLD = 0.75
+
+
+@cache
+def librispeech_ge2e(count: int = COHORT_SPEAKERS + MAP_SPEAKERS) -> np.ndarray:
+    """GE2E embeddings of 4 s of each of the first `count` LibriSpeech speakers whose
+    window holds enough speech."""
+    from engine import InsufficientSpeechError, embed_waveform
+
+    vectors = []
+    for window in librispeech_windows(count + 16, 4.0):
+        try:
+            vectors.append(embed_waveform(window, "ge2e").vector)
+        except InsufficientSpeechError:
+            continue  # a window of mostly pauses: the next speaker instead
+        if len(vectors) == count:
+            return np.stack(vectors)
+    raise AssertionError(f"fewer than {count} LibriSpeech windows with enough speech")
+
+
+def ge2e_scorer(
+    *,
+    slope: float = 1.5,
+    uncertain_probability: float = 0.2,
+    close_margin: float = 0.5,
+) -> Scorer:
+    """A real GE2E scorer made here, not the shipped one: the cohort is LibriSpeech speakers,
+    the threshold map is measured on the impostor pairs of other LibriSpeech speakers, and the
+    calibration is chosen: llr = slope * (z - the z of the default threshold), quality aside,
+    so a probe scoring exactly that z is 50% likely."""
+    embeddings = librispeech_ge2e()
+    cohort, others = embeddings[:COHORT_SPEAKERS], embeddings[COHORT_SPEAKERS:]
+    unmapped = Scorer(
+        cohort=cohort,
+        calibration=Calibration(
+            engine="ge2e", dim=cohort.shape[1], weights=np.zeros(5), bias=0.0, prior_logit=0.0,
+            threshold_map=ThresholdMap(0.0, 1.0, 0.0, 1.0), uncertain_probability=0.0,
+            close_margin=0.0, top_n=COHORT_TOP_N,
+        ),
+    )  # fmt: skip
+    mapping = measured_threshold_map(unmapped, others)
+    z_default = mapping.z_threshold(GE2E_DEFAULT_THRESHOLD)
+    calibration = dataclasses.replace(
+        unmapped.calibration,
+        weights=np.array([slope, 0.0, 0.0, 0.0, 0.0]),
+        bias=-slope * z_default,
+        threshold_map=mapping,
+        uncertain_probability=uncertain_probability,
+        close_margin=close_margin,
+        training={"trained_on": "tests", "speakers": len(embeddings)},
+    )
+    return Scorer(cohort=cohort, calibration=calibration)
+
+
+def measured_threshold_map(scorer: Scorer, speakers: np.ndarray) -> ThresholdMap:
+    """Mean and spread of the cosine and of the z of every pair of different `speakers`."""
+    cosines, zs = [], []
+    for i, probe in enumerate(speakers[:-1]):
+        enrolled = speakers[i + 1 :]
+        pair_cosines = enrolled @ probe
+        cosines.extend(pair_cosines)
+        zs.extend(scorer.normalise(pair_cosines, enrolled, probe))
+    return ThresholdMap(
+        cosine_mean=float(np.mean(cosines)),
+        cosine_std=float(np.std(cosines)),
+        z_mean=float(np.mean(zs)),
+        z_std=float(np.std(zs)),
+    )

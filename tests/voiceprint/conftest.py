@@ -9,6 +9,7 @@ Voices are enrolled through the API itself; helpers below keep each test short.
 from __future__ import annotations
 
 import io
+import math
 from functools import cache
 from pathlib import Path
 from urllib.parse import quote
@@ -17,11 +18,13 @@ import numpy as np
 import pytest
 import soundfile
 
+from engine.scoring import Scorer
 from tests.conftest import HELD_OUT_AUDIO, SHARED_AUDIO
 from tests.factories import clip, silence  # noqa: F401 (re-exported)
 from tests.factories import wav as wav_bytes  # noqa: F401 (re-exported)
 from tests.helpers import VP, envelope, nothing_stored  # noqa: F401 (re-exported)
 from tests.local_servers import AudioServer, closed_port, running_server  # noqa: F401 (re-exported)
+from voiceprint.decision import VoiceScore
 
 ZH = SHARED_AUDIO / "zh"
 SPEAKERS = ("fangjun", "leijun", "liudehua")
@@ -71,6 +74,24 @@ def speech(shared_audio) -> Speech:
 def read_wav(data: bytes) -> tuple[np.ndarray, int]:
     samples, rate = soundfile.read(io.BytesIO(data), dtype="int16")
     return samples, rate
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def threshold_above(score: VoiceScore, scorer: Scorer | None) -> float:
+    """The least cosine threshold `score` falls short of, by the rule in force: the next
+    float above its cosine, or (with a scorer) the threshold whose z threshold is just
+    above its z (the threshold map is linear and increasing)."""
+    if scorer is None:
+        return math.nextafter(score.cosine, 2.0)
+    mapping = scorer.calibration.threshold_map
+    threshold = (
+        mapping.cosine_mean + (score.z - mapping.z_mean) / mapping.z_std * mapping.cosine_std
+    )
+    while scorer.z_threshold(threshold) <= score.z:
+        threshold = math.nextafter(threshold, math.inf)
+    return threshold
 
 
 # --------------------------------------------------------------------------- API helpers

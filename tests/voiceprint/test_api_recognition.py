@@ -10,6 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from devices.models import Device
+from engine.scoring import load_scorer
 from tests import factories as make
 from tests.helpers import VP, check_quality, envelope
 from tests.voiceprint.conftest import (
@@ -26,6 +27,7 @@ from tests.voiceprint.conftest import (
     nothing_stored,
     post_raw,
     silence,
+    threshold_above,
     update,
     verify,
 )
@@ -36,11 +38,12 @@ from voiceprint.thresholds import default_similarity_threshold
 A, B = "dev-a", "dev-b"
 AGENT = "agent_001"
 VERIFY_FIELDS = {
-    "voice_id", "score", "threshold", "verified", "model", "processing_time_ms", "quality",
+    "voice_id", "score", "threshold", "verified", "decision", "probability", "model",
+    "processing_time_ms", "quality",
 }  # fmt: skip
 IDENTIFY_FIELDS = {
     "matched", "voice_id", "voice_name", "role_id", "role_name", "score", "threshold",
-    "interrupt", "candidates", "model", "processing_time_ms", "quality",
+    "decision", "probability", "interrupt", "candidates", "model", "processing_time_ms", "quality",
 }  # fmt: skip
 
 
@@ -50,35 +53,44 @@ def fangjun(api, speech) -> dict:
     return enroll(api, speech.enroll("fangjun"), A, voice_name="fangjun")
 
 
-def exact_verify_score(voice_id: str, audio: bytes) -> float:
-    """The unrounded score `verify` compares with the voice's threshold; asserted to be the
-    same on a second run, since a test puts the threshold exactly on it."""
+def boundary_threshold_verify(voice_id: str, audio: bytes) -> float:
+    """The least threshold `verify` refuses `audio` at, by the rule in force (the next float
+    above the unrounded cosine, or the z equivalent with a scorer): the float just below it
+    is the last accepted. Asserted to be the same on a second run."""
     voice = Voice.objects.get(voice_id=voice_id)
     first, second = (services.voice_verify(voice, audio=audio).score for _ in range(2))
     assert first == second, "the engine must embed the same audio the same way"
-    return first
+    return threshold_above(first, load_scorer(voice.engine_name))
 
 
-def exact_identify_score(tenant, device_id: str, audio: bytes) -> float:
-    """The unrounded score of the best candidate that `identify` compares with its voice's
-    threshold (the device's stats count these runs too)."""
+def boundary_threshold_identify(tenant, device_id: str, audio: bytes) -> float:
+    """As `boundary_threshold_verify` for the best candidate of `identify` (the device's
+    stats count these runs too)."""
     device = Device.objects.get(tenant=tenant, device_id=device_id)
     first, second = (
-        services.voice_identify(
-            tenant, device=device, audio=audio, agent_id=None, top_k=1
-        ).best.score
+        services.voice_identify(tenant, device=device, audio=audio, agent_id=None, top_k=1).best
         for _ in range(2)
     )
     assert first == second, "the engine must embed the same audio the same way"
-    return first
+    return threshold_above(first, load_scorer(first.voice.engine_name))
 
 
 def check_candidates(result: dict) -> None:
-    scores = [c["score"] for c in result["candidates"]]
-    assert scores == sorted(scores, reverse=True)
-    assert all(set(c) == {"voice_id", "voice_name", "score"} for c in result["candidates"])
-    if scores:
-        assert result["score"] == scores[0]
+    """Candidates best first (by cosine under the raw rule, by probability with a scorer),
+    and the decision consistent with `matched`."""
+    candidates = result["candidates"]
+    calibrated = any(c["probability"] is not None for c in candidates)
+    order = [c["probability"] if calibrated else c["score"] for c in candidates]
+    assert order == sorted(order, reverse=True)
+    assert all(set(c) == {"voice_id", "voice_name", "score", "probability"} for c in candidates)
+    assert all((c["probability"] is None) is not calibrated for c in candidates)
+    if candidates:
+        assert (result["score"], result["probability"]) == (
+            candidates[0]["score"],
+            candidates[0]["probability"],
+        )
+    assert result["decision"] in ("match", "no_match", "uncertain")
+    assert result["matched"] is (result["decision"] == "match")
 
 
 # --------------------------------------------------------------------------- verify
@@ -97,6 +109,7 @@ class TestVerify:
         assert result["voice_id"] == voice["voice_id"]
         assert result["threshold"] == voice["threshold"] == default_similarity_threshold(ENGINE)
         assert result["verified"] is True and result["score"] >= result["threshold"]
+        assert result["decision"] == "match"
         assert result["model"] == ENGINE
         assert isinstance(result["processing_time_ms"], int) and result["processing_time_ms"] >= 0
 
@@ -108,20 +121,26 @@ class TestVerify:
         result = verify(api, voice["voice_id"], speech.held_out(f"speaker2_a_{language}"))
         assert result["threshold"] == default_similarity_threshold(ENGINE)
         assert result["verified"] is False and result["score"] < result["threshold"]
+        assert result["decision"] in ("no_match", "uncertain")
 
     def test_a_score_exactly_on_the_threshold_is_verified(self, api, speech):
-        """`verified` is `score >= threshold`: the voice's threshold is set to the very score
-        the service compares (computed by the service itself, not read from the rounded
-        reply), then to the next float above it."""
+        """`verified` is the score reaching the threshold: the voice's threshold is set to the
+        last one the service accepts (computed from its unrounded score, not read from the
+        rounded reply), then to the next float above it. The probe is
+        another speaker's, so that the boundary lies inside 0-1 with a scorer too (a genuine
+        probe's normalised score can exceed the z of a cosine threshold of 1)."""
         create_device(api, A)
         voice_id = enroll(api, speech.held_out("speaker1_a_en"), A)["voice_id"]
-        probe = speech.held_out("speaker1_b_en")
-        score = exact_verify_score(voice_id, probe)
-        update(api, voice_id, {"threshold": score})
+        probe = speech.held_out("speaker2_a_en")
+        refused = boundary_threshold_verify(voice_id, probe)
+        on_threshold = math.nextafter(refused, -math.inf)
+        update(api, voice_id, {"threshold": on_threshold})
         on = verify(api, voice_id, probe)
-        assert on["threshold"] == score and on["verified"] is True
-        update(api, voice_id, {"threshold": math.nextafter(score, 1.0)})
-        assert verify(api, voice_id, probe)["verified"] is False
+        assert on["threshold"] == on_threshold and on["verified"] is True
+        assert on["decision"] == "match"
+        update(api, voice_id, {"threshold": refused})
+        off = verify(api, voice_id, probe)
+        assert off["verified"] is False and off["decision"] != "match"
 
     def test_the_voice_threshold_decides(self, api, speech, fangjun):
         voice_id = fangjun["voice_id"]
@@ -161,9 +180,11 @@ class TestVerify:
 #: The zh files the galleries below are made of are those the default threshold was chosen
 #: on, so tests on them check the flow (which voice, role, interrupt, counts), and require
 #: each decision to clear the threshold by this much (measured with ge2e: speakers' own
-#: scores 0.83 to 0.90, others at most 0.67, against 0.75). Decisions on speakers the
-#: threshold never saw: TestIdentify.test_held_out_speakers_at_the_default_threshold.
-IN_SAMPLE_MARGIN = 0.05
+#: scores 0.78 to 0.90, others at most 0.67, against 0.75; the 0.78 is fangjun-test-sr-2,
+#: 2.2 s, which scored 0.83 before speech was levelled to -25 dBFS instead of -30, the
+#: others moved by 0.015 at most). Decisions on speakers the threshold never saw:
+#: TestIdentify.test_held_out_speakers_at_the_default_threshold.
+IN_SAMPLE_MARGIN = 0.025
 
 
 @pytest.fixture
@@ -248,16 +269,19 @@ class TestIdentify:
         assert stranger["score"] < stranger["threshold"] == default_similarity_threshold(ENGINE)
 
     def test_a_score_exactly_on_the_threshold_matches(self, api, speech, tenant):
-        """`matched` is `score >= threshold`: the voice's threshold is set to the very score
-        the service compares, then to the next float above it."""
+        """`matched` is the score reaching the threshold: the voice's threshold is set to the
+        last one the service accepts, then to the next float above it. The probe is
+        another speaker's, so that the boundary lies inside 0-1 with a scorer too (a genuine
+        probe's normalised score can exceed the z of a cosine threshold of 1)."""
         create_device(api, A)
         voice_id = enroll(api, speech.held_out("speaker1_a_en"), A)["voice_id"]
-        probe = speech.held_out("speaker1_b_en")
-        score = exact_identify_score(tenant, A, probe)
-        update(api, voice_id, {"threshold": score})
+        probe = speech.held_out("speaker2_a_en")
+        refused = boundary_threshold_identify(tenant, A, probe)
+        on_threshold = math.nextafter(refused, -math.inf)
+        update(api, voice_id, {"threshold": on_threshold})
         on = identify(api, probe, A)
-        assert (on["matched"], on["voice_id"], on["threshold"]) == (True, voice_id, score)
-        update(api, voice_id, {"threshold": math.nextafter(score, 1.0)})
+        assert (on["matched"], on["voice_id"], on["threshold"]) == (True, voice_id, on_threshold)
+        update(api, voice_id, {"threshold": refused})
         off = identify(api, probe, A)
         assert (off["matched"], off["voice_id"]) == (False, None)
 
@@ -291,6 +315,7 @@ class TestIdentify:
         result = identify(api, speech.test("fangjun", 1), A, agent_id=AGENT)
         assert result["matched"] is False and result["candidates"] == []
         assert result["voice_id"] is result["score"] is result["threshold"] is None
+        assert (result["decision"], result["probability"]) == ("no_match", None)
         assert result["interrupt"] == "false"
         stats = device_stats(api, A)
         assert (stats["identify_count"], stats["matched_count"]) == (1, 0)
@@ -313,6 +338,68 @@ class TestIdentify:
         envelope(identify_raw(api, silence(3.0), device_id=A), 40003)
         stats = device_stats(api, A)
         assert (stats["identify_count"], stats["last_identify_at"]) == (0, None)
+
+
+@pytest.mark.django_db
+class TestDecision:
+    """`decision` and `probability` of identify and verify: `matched`/`verified` is exactly
+    decision == "match"; an uncertain speaker interrupts as its agent's setting says."""
+
+    def test_verify_and_identify_carry_a_decision_consistent_with_matched(self, api, speech):
+        create_device(api, A)
+        voice = enroll(api, speech.held_out("speaker1_a_en"), A, voice_name="s1")
+        calibrated = load_scorer(ENGINE) is not None
+        for stem in ("speaker1_b_en", "speaker1_b_cn", "speaker2_a_en", "speaker2_a_cn"):
+            probe = speech.held_out(stem)
+            verified = verify(api, voice["voice_id"], probe)
+            identified = identify(api, probe, A)
+            assert verified["decision"] in ("match", "no_match", "uncertain"), stem
+            assert verified["verified"] is (verified["decision"] == "match"), stem
+            assert (verified["probability"] is not None) is calibrated
+            if calibrated:
+                assert 0.0 <= verified["probability"] <= 1.0
+            check_candidates(identified)
+            # One voice on the device: identify and verify decide alike.
+            assert identified["decision"] == verified["decision"], stem
+            assert identified["probability"] == verified["probability"], stem
+
+    @pytest.mark.parametrize("stranger", ["speaker2_a_en", "speaker2_a_cn"])
+    def test_a_strangers_probe_is_not_matched(self, api, speech, stranger):
+        create_device(api, A)
+        enroll(api, speech.held_out("speaker1_a_en"), A, voice_name="speaker1")
+        enroll(api, speech.held_out("speaker1_a_cn"), A, voice_name="speaker1 (cn)")
+        result = identify(api, speech.held_out(stranger), A, agent_id=AGENT)
+        assert result["decision"] in ("no_match", "uncertain")
+        assert result["matched"] is False
+        assert result["voice_id"] is result["voice_name"] is result["role_id"] is None
+        check_candidates(result)
+
+    def test_an_uncertain_speaker_interrupts_as_the_agent_allows(self, api, speech):
+        """Two voices enrolled from the very same recording on one device are too close to
+        tell apart: a probe of that speaker is "uncertain", and its interrupt is the agent's
+        uncertain_interrupt, not a role's."""
+        if load_scorer(ENGINE) is None:
+            pytest.skip(
+                f"no cohort/calibration shipped for {ENGINE} (engine/heads): the raw cosine "
+                "rule never answers uncertain"
+            )
+        create_device(api, A)
+        role = create_role(api, "guest")
+        for name in ("speaker1", "speaker1 twin"):
+            enroll(api, speech.held_out("speaker1_a_en"), A, voice_name=name, role_id=role)
+        body = {"roleinterrupt": [{"role_id": role, "interrupt": "false"}],
+                "uncertain_interrupt": "true"}  # fmt: skip
+        envelope(api.put(VP + f"roleinterrupt/{AGENT}", body, format="json"))
+        probe = speech.held_out("speaker1_b_en")
+
+        result = identify(api, probe, A, agent_id=AGENT)
+
+        assert (result["decision"], result["matched"]) == ("uncertain", False)
+        assert result["voice_id"] is result["role_id"] is None
+        assert result["interrupt"] == "true"  # the agent's setting, not the role's "false"
+        assert identify(api, probe, A, agent_id="agent_002")["interrupt"] == "false"
+        assert identify(api, probe, A)["interrupt"] is None
+        check_candidates(result)
 
 
 def identify_raw(api, audio: bytes, **params):

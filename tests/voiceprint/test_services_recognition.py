@@ -1,6 +1,6 @@
-"""Decisions at the service level (voiceprint.services.recognition): the one decision rule
-at its boundary, 1:N identification among a device's voices, 1:1 verification, the device
-stats, and the refusal to compare embeddings of different engines.
+"""Decisions at the service level (voiceprint.services.recognition; the rule itself is
+tested in test_decision.py): 1:N identification among a device's voices, 1:1 verification,
+the device stats, and the refusal to compare embeddings of different engines.
 
 Real engine, real speech. The default GE2E threshold (0.75) was fitted on zh enroll+test and
 LibriSpeech (README, "Choosing a threshold"), so every decision taken here at the default
@@ -11,56 +11,24 @@ test recordings are used only where no threshold decides (who ranks first).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
 import engine
 from core.exceptions import ApiError, ErrorCode
 from devices.models import Device
+from engine.scoring import load_scorer
 from roles.selectors import role_get_default
 from tests import factories as make
+from tests.voiceprint.conftest import threshold_above
 from voiceprint.models import Voice
 from voiceprint.services import (
-    Candidate,
-    is_match,
-    is_match_by_distance,
     voice_engine_check,
     voice_identify,
     voice_sample_add,
     voice_verify,
 )
 from voiceprint.thresholds import default_similarity_threshold
-
-THRESHOLDS = [0.0, 0.25, 0.5, 0.731, 0.75, 0.9, 1.0]
-
-# --------------------------------------------------------------------------- the rule
-
-
-@pytest.mark.parametrize("threshold", THRESHOLDS)
-def test_a_similarity_exactly_on_the_threshold_matches_and_a_hair_below_does_not(threshold):
-    assert is_match(similarity=threshold, threshold=threshold)
-    assert not is_match(similarity=math.nextafter(threshold, -math.inf), threshold=threshold)
-    assert is_match(similarity=math.nextafter(threshold, math.inf), threshold=threshold)
-
-
-@pytest.mark.parametrize("threshold", [1.0 - t for t in THRESHOLDS])
-def test_a_distance_exactly_on_the_threshold_matches_and_a_hair_above_does_not(threshold):
-    assert is_match_by_distance(distance=threshold, threshold=threshold)
-    assert not is_match_by_distance(
-        distance=math.nextafter(threshold, math.inf), threshold=threshold
-    )
-    assert is_match_by_distance(distance=math.nextafter(threshold, -math.inf), threshold=threshold)
-
-
-def test_a_candidate_passes_by_its_own_voices_threshold():
-    strict, lenient = Voice(threshold=0.8), Voice(threshold=0.6)
-
-    assert Candidate(lenient, score=0.7).passes
-    assert not Candidate(strict, score=0.7).passes
-    assert Candidate(strict, score=0.8).passes
-
 
 # --------------------------------------------------------------------------- 1:N
 
@@ -90,7 +58,7 @@ def test_identify_ranks_each_zh_speaker_first_for_their_other_recordings(gallery
         for name, audio in make.probe_files(speaker):
             result = identify(dev, audio)
             assert result.best.voice.pk == voices[speaker].pk, name
-            scores = [c.score for c in result.candidates]
+            scores = [c.rank_score for c in result.candidates]
             assert scores == sorted(scores, reverse=True), name
             assert len(result.candidates) == 4
 
@@ -101,10 +69,10 @@ def test_identify_matches_a_held_out_recording_of_an_enrolled_speaker(gallery):
 
     result = identify(dev, make.trial_speech("speaker1_b_cn"))
 
-    assert result.matched
+    assert result.matched and result.decision.outcome == "match"
     assert result.best.voice.pk == voices["speaker1"].pk
-    assert result.threshold == voices["speaker1"].threshold
-    assert result.best.score >= result.threshold
+    assert result.best.threshold == voices["speaker1"].threshold
+    assert result.best.passes
     assert result.model == engine.active_engine().name
 
 
@@ -115,9 +83,9 @@ def test_identify_matches_no_one_for_a_held_out_stranger(gallery, stranger):
 
     result = identify(dev, make.trial_speech(stranger))
 
-    assert not result.matched
-    assert result.best is not None and result.best.score < result.threshold
-    assert result.threshold == default_similarity_threshold(result.model)
+    assert not result.matched and result.decision.outcome in ("no_match", "uncertain")
+    assert result.best is not None and not result.best.passes
+    assert result.best.threshold == default_similarity_threshold(result.model)
 
 
 @pytest.mark.django_db
@@ -126,14 +94,17 @@ def test_identify_honours_a_per_voice_threshold(gallery):
     score it gets: the decision is the voice's own threshold, not a global one."""
     dev, voices = gallery
     probe = make.trial_speech("speaker1_b_cn")
-    score = identify(dev, probe).best.score
-    Voice.objects.filter(pk=voices["speaker1"].pk).update(threshold=math.nextafter(score, 2.0))
+    matched = identify(dev, probe)
+    assert matched.matched
+    Voice.objects.filter(pk=voices["speaker1"].pk).update(
+        threshold=threshold_above(matched.best, load_scorer(matched.model))
+    )
 
     result = identify(dev, probe)
 
     assert result.best.voice.pk == voices["speaker1"].pk
-    assert result.best.score == pytest.approx(score, abs=1e-6)
-    assert not result.matched
+    assert result.best.cosine == pytest.approx(matched.best.cosine, abs=1e-6)
+    assert not result.best.passes and not result.matched
 
 
 @pytest.mark.django_db
@@ -183,8 +154,9 @@ def test_verify_accepts_the_same_speaker_and_rejects_another(enrolled, probe, sa
     result = voice_verify(voice, audio=make.trial_speech(probe))
 
     assert result.verified is same
-    assert (result.score >= voice.threshold) is same
-    assert -1.0 <= result.score <= 1.0
+    assert result.decision.outcome == "match" if same else result.decision.outcome != "match"
+    assert result.score.voice.pk == voice.pk and result.score.passes is same
+    assert -1.0 <= result.score.cosine <= 1.0
     assert result.model == voice.engine_name
 
 

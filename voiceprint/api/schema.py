@@ -347,10 +347,20 @@ AUDIO = {
 
 # --- recognition -------------------------------------------------------------------------
 
+DECISION_NOTE = (
+    ' `decision` "uncertain": too little or too noisy speech for a confident answer, or two '
+    "voices too close to tell apart (ask again); with an engine's calibration a voice's "
+    "`threshold` is applied to the normalised score at the same false-accept rate "
+    '(README, "Decisions").'
+)
+
 VERIFY = audio_operation(
     operation_id="voices_verify",
     summary="1:1: is this audio the voice?",
-    description="`score` is the cosine similarity; `verified` is `score >= threshold`."
+    description='`score` is the cosine similarity; `decision` is "match", "no_match" or '
+    '"uncertain"; `verified` is `decision == "match"`; `probability` is the calibrated '
+    "probability that the probe is the voice (null for an engine without calibration)."
+    + DECISION_NOTE
     + QUALITY_NOTE,
     path=f"voices/{VOICE_ID}/verify",
     json=AudioInputSerializer,
@@ -366,6 +376,8 @@ VERIFY = audio_operation(
                 "score": 0.861234,
                 "threshold": 0.7,
                 "verified": True,
+                "decision": "match",
+                "probability": 0.9987,
                 "model": "eres2net",
                 "processing_time_ms": 152,
                 "quality": QUALITY,
@@ -381,11 +393,13 @@ IDENTIFY = audio_operation(
     operation_id="voices_identify",
     summary="1:N: who of the device's voices is speaking?",
     description=(
-        "Searches the voices bound to `device_id`. `score` is the best cosine similarity; "
-        "`matched` is `score >= that voice's threshold`; ids are null when not matched. "
+        "Searches the voices bound to `device_id`. `score` is the best voice's cosine "
+        "similarity and `probability` its calibrated probability (null for an engine without "
+        'calibration); `matched` is `decision == "match"`; ids are null when not matched. '
         '`interrupt` ("true"/"false") is given with `agent_id`: the matched role\'s setting '
-        'for that agent, "false" for an unknown speaker; null without `agent_id`.'
-        + QUALITY_NOTE
+        "for that agent, the agent's `uncertain_interrupt` for an uncertain speaker, "
+        '"false" for an unknown speaker; null without `agent_id`.'
+        + DECISION_NOTE + QUALITY_NOTE
     ),
     path="voices/identify",
     json=VoiceIdentifyInputSerializer,
@@ -404,11 +418,14 @@ IDENTIFY = audio_operation(
                 "role_name": "mother",
                 "score": 0.834512,
                 "threshold": 0.7,
+                "decision": "match",
+                "probability": 0.9962,
                 "interrupt": "true",
                 "candidates": [
-                    {"voice_id": VOICE_ID, "voice_name": "mother", "score": 0.834512},
+                    {"voice_id": VOICE_ID, "voice_name": "mother", "score": 0.834512,
+                     "probability": 0.9962},
                     {"voice_id": "3b8d0f2e4a6c1e9b7d5f3a10", "voice_name": "father",
-                     "score": 0.312877},
+                     "score": 0.312877, "probability": 0.0004},
                 ],
                 "model": "eres2net",
                 "processing_time_ms": 184,
@@ -425,12 +442,37 @@ IDENTIFY = audio_operation(
                 "role_name": None,
                 "score": 0.412003,
                 "threshold": 0.7,
+                "decision": "no_match",
+                "probability": 0.0213,
                 "interrupt": "false",
                 "candidates": [
-                    {"voice_id": VOICE_ID, "voice_name": "mother", "score": 0.412003},
+                    {"voice_id": VOICE_ID, "voice_name": "mother", "score": 0.412003,
+                     "probability": 0.0213},
                 ],
                 "model": "eres2net",
                 "processing_time_ms": 176,
+                "quality": QUALITY,
+            },
+        ),
+        envelope_example(
+            "Uncertain: too little, too noisy speech",
+            {
+                "matched": False,
+                "voice_id": None,
+                "voice_name": None,
+                "role_id": None,
+                "role_name": None,
+                "score": 0.652118,
+                "threshold": 0.7,
+                "decision": "uncertain",
+                "probability": 0.3141,
+                "interrupt": "false",
+                "candidates": [
+                    {"voice_id": VOICE_ID, "voice_name": "mother", "score": 0.652118,
+                     "probability": 0.3141},
+                ],
+                "model": "eres2net",
+                "processing_time_ms": 171,
                 "quality": {"speech_seconds": 1.29, "snr_db": 6.2, "clipping": 0.0},
             },
         ),
