@@ -24,7 +24,7 @@ from tests.factories import clip, silence  # noqa: F401 (re-exported)
 from tests.factories import wav as wav_bytes  # noqa: F401 (re-exported)
 from tests.helpers import VP, envelope, nothing_stored  # noqa: F401 (re-exported)
 from tests.local_servers import AudioServer, closed_port, running_server  # noqa: F401 (re-exported)
-from voiceprint.decision import VoiceScore
+from voiceprint.decision import VoiceScore, cosine_floor
 
 ZH = SHARED_AUDIO / "zh"
 SPEAKERS = ("fangjun", "leijun", "liudehua")
@@ -79,19 +79,21 @@ def read_wav(data: bytes) -> tuple[np.ndarray, int]:
 # --------------------------------------------------------------------------- decisions
 
 
-def threshold_above(score: VoiceScore, scorer: Scorer | None) -> float:
+def threshold_above(score: VoiceScore, scorer: Scorer | None, *, snr_db: float) -> float:
     """The least cosine threshold `score` falls short of, by the rule in force: the next
-    float above its cosine, or (with a scorer) the threshold whose z threshold is just
-    above its z (the threshold map is linear and increasing)."""
+    float above its cosine, or (with a scorer) the lesser of the threshold whose z threshold
+    is just above its z (the map is linear and increasing) and the threshold whose cosine
+    floor (for a probe of `snr_db`) is just above its cosine."""
     if scorer is None:
         return math.nextafter(score.cosine, 2.0)
     mapping = scorer.calibration.threshold_map
-    threshold = (
-        mapping.cosine_mean + (score.z - mapping.z_mean) / mapping.z_std * mapping.cosine_std
-    )
-    while scorer.z_threshold(threshold) <= score.z:
-        threshold = math.nextafter(threshold, math.inf)
-    return threshold
+    by_z = mapping.cosine_mean + (score.z - mapping.z_mean) / mapping.z_std * mapping.cosine_std
+    while scorer.z_threshold(by_z) <= score.z:
+        by_z = math.nextafter(by_z, math.inf)
+    by_cosine = score.cosine + (score.cosine - cosine_floor(score.cosine, snr_db=snr_db))
+    while cosine_floor(by_cosine, snr_db=snr_db) <= score.cosine:
+        by_cosine = math.nextafter(by_cosine, math.inf)
+    return min(by_z, by_cosine)
 
 
 # --------------------------------------------------------------------------- API helpers

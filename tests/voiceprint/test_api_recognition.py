@@ -58,9 +58,10 @@ def boundary_threshold_verify(voice_id: str, audio: bytes) -> float:
     above the unrounded cosine, or the z equivalent with a scorer): the float just below it
     is the last accepted. Asserted to be the same on a second run."""
     voice = Voice.objects.get(voice_id=voice_id)
-    first, second = (services.voice_verify(voice, audio=audio).score for _ in range(2))
-    assert first == second, "the engine must embed the same audio the same way"
-    return threshold_above(first, load_scorer(voice.engine_name))
+    first, second = (services.voice_verify(voice, audio=audio) for _ in range(2))
+    assert first.score == second.score, "the engine must embed the same audio the same way"
+    scorer = load_scorer(voice.engine_name)
+    return threshold_above(first.score, scorer, snr_db=first.quality.snr_db)
 
 
 def boundary_threshold_identify(tenant, device_id: str, audio: bytes) -> float:
@@ -68,11 +69,12 @@ def boundary_threshold_identify(tenant, device_id: str, audio: bytes) -> float:
     stats count these runs too)."""
     device = Device.objects.get(tenant=tenant, device_id=device_id)
     first, second = (
-        services.voice_identify(tenant, device=device, audio=audio, agent_id=None, top_k=1).best
+        services.voice_identify(tenant, device=device, audio=audio, agent_id=None, top_k=1)
         for _ in range(2)
     )
-    assert first == second, "the engine must embed the same audio the same way"
-    return threshold_above(first, load_scorer(first.voice.engine_name))
+    assert first.best == second.best, "the engine must embed the same audio the same way"
+    scorer = load_scorer(first.best.voice.engine_name)
+    return threshold_above(first.best, scorer, snr_db=first.quality.snr_db)
 
 
 def check_candidates(result: dict) -> None:

@@ -97,7 +97,9 @@ def test_identify_honours_a_per_voice_threshold(gallery):
     matched = identify(dev, probe)
     assert matched.matched
     Voice.objects.filter(pk=voices["speaker1"].pk).update(
-        threshold=threshold_above(matched.best, load_scorer(matched.model))
+        threshold=threshold_above(
+            matched.best, load_scorer(matched.model), snr_db=matched.quality.snr_db
+        )
     )
 
     result = identify(dev, probe)
