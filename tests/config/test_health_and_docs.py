@@ -6,6 +6,7 @@ from django.urls import reverse
 
 import engine
 from engine import EngineSettings
+from engine.scoring import scoring_status
 
 
 @pytest.fixture
@@ -48,6 +49,15 @@ class TestHealth:
         assert body["worker"]["status"] in {"ok", "down"}
         assert {"name", "dim", "source"} <= set(body["engine"])
         assert response.status_code == (200 if body["status"] == "ok" else 503)
+
+    def test_healthz_says_whether_decisions_are_calibrated(self, client):
+        """ge2e ships its cohort and calibration; an engine without them keeps the raw rule."""
+        body = client.get("/healthz").json()
+        decisions = body["engine"]["decisions"]
+        assert body["engine"]["name"] == "ge2e"
+        assert decisions["calibrated"] is True and decisions["cohort_size"] > 0
+        uncalibrated = scoring_status("campplus")
+        assert uncalibrated["calibrated"] is False and "raw cosine" in uncalibrated["rule"]
 
     def test_in_process_embedding_needs_no_worker(self, client, settings):
         settings.CELERY_TASK_ALWAYS_EAGER = True
