@@ -207,7 +207,8 @@ def scoring_status(engine_name: str) -> dict[str, Any]:
         }
     return {
         "calibrated": True,
-        "rule": "AS-norm z >= the z of the voice's threshold; quality-aware calibration",
+        "rule": "AS-norm z >= the z of the voice's threshold and cosine >= the threshold "
+        "less a relief for noise (at most 0.1); quality-aware calibration",
         "cohort_size": len(scorer.cohort),
         "trained_on": scorer.calibration.training.get("trained_on"),
     }
