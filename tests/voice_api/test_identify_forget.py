@@ -31,7 +31,10 @@ pytestmark = pytest.mark.django_db
 
 
 def check_matches(reply: dict) -> list[dict]:
-    assert set(reply) == {"matches", "model", "processing_time_ms", "quality"}
+    assert set(reply) == {"matches", "model", "processing_time_ms", "quality", "decision"}
+    assert reply["decision"] in ("match", "no_match", "uncertain")
+    if not reply["matches"]:
+        assert reply["decision"] == "no_match"
     assert reply["model"] == ENGINE
     assert isinstance(reply["processing_time_ms"], int) and reply["processing_time_ms"] >= 0
     matches = reply["matches"]

@@ -23,7 +23,16 @@ from tests.voice_api.conftest import (
 )
 from voiceprint.thresholds import default_similarity_threshold
 
-VERIFY_FIELDS = {"verified", "distance", "threshold", "confidence", "model", "processing_time_ms"}
+VERIFY_FIELDS = {
+    "verified",
+    "distance",
+    "threshold",
+    "confidence",
+    "model",
+    "processing_time_ms",
+    "decision",
+    "quality",
+}
 INVALID, NO_AUDIO, UNDECODABLE, TOO_LITTLE_SPEECH = 40000, 40001, 40002, 40003
 TOO_LARGE, FETCH_FAILED, UNAVAILABLE = 41300, 50200, 50300
 
@@ -69,7 +78,8 @@ def default_distance() -> float:
 def test_same_speaker_is_verified(api, speech, language):
     result = verify(api, *pair(speech, f"speaker1_a_{language}", f"speaker1_b_{language}"))
     assert set(result) == VERIFY_FIELDS
-    assert result["verified"] is True
+    assert result["verified"] is True and result["decision"] == "match"
+    assert result["quality"]["speech_seconds"] >= 1.0
     assert result["distance"] <= result["threshold"]
     assert result["threshold"] == pytest.approx(default_distance())
     assert result["confidence"] > 0.5
@@ -80,7 +90,7 @@ def test_same_speaker_is_verified(api, speech, language):
 @pytest.mark.parametrize("language", ["en", "cn"])
 def test_different_speakers_are_not_verified(api, speech, language):
     result = verify(api, *pair(speech, f"speaker1_a_{language}", f"speaker2_a_{language}"))
-    assert result["verified"] is False
+    assert result["verified"] is False and result["decision"] in ("no_match", "uncertain")
     assert result["distance"] > result["threshold"] == pytest.approx(default_distance())
     assert 0.0 <= result["confidence"] < 0.5
 
@@ -270,3 +280,13 @@ def test_url_answering_404_is_502(api, speech, audio_server):
     }
     error(post(api, "verify", body), 502, FETCH_FAILED)
     assert audio_server.requests == ["/gone.wav"]
+
+
+def test_decision_is_the_voiceprint_apis_at_the_same_threshold(api, speech):
+    """The Voice API's `decision` is the calibrated rule of the Voiceprint API, at the cosine
+    its distance threshold states; `verified` keeps the seed's distance rule."""
+    same = pair(speech, "speaker1_a_en", "speaker1_b_en")
+    never = verify(api, *same, threshold=0.0)  # cosine threshold 1: never passes
+    assert never["decision"] != "match"
+    anyone = verify(api, *pair(speech, "speaker1_a_en", "speaker2_a_en"), threshold=1.9)
+    assert anyone["verified"] is True and anyone["decision"] == "match"

@@ -104,7 +104,8 @@ VERIFY = _operation(
         OpenApiExample(
             "Same speaker",
             value={"verified": True, "distance": 0.181245, "threshold": 0.4,
-                   "confidence": 0.773444, "model": "eres2net", "processing_time_ms": 301},
+                   "confidence": 0.773444, "model": "eres2net", "processing_time_ms": 301,
+                   "decision": "match", "quality": QUALITY},
             response_only=True,
         ),
     ],
@@ -152,6 +153,7 @@ IDENTIFY = _operation(
                 "model": "eres2net",
                 "processing_time_ms": 212,
                 "quality": QUALITY,
+                "decision": "match",
             },
             response_only=True,
         ),

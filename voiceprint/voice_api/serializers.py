@@ -10,6 +10,7 @@ from rest_framework.fields import empty
 import engine
 from voiceprint.api.serializers import ProbeQualityOutputSerializer
 from voiceprint.audio_input import no_audio
+from voiceprint.decision import OUTCOMES
 
 ACTIONS = ("age", "gender", "emotion")
 MAX_LABELS = 32
@@ -71,6 +72,13 @@ class PairVerifyInputSerializer(serializers.Serializer):
     anti_spoofing = serializers.BooleanField(required=False, help_text="reserved, unused")
 
 
+VOICE_DECISION_HELP = (
+    "The calibrated outcome at the same threshold, as the Voiceprint API decides: "
+    '"match", "no_match" or "uncertain" (too little or too noisy speech, or two voices '
+    "too close: ask again). `verified` / `match` keep the rule distance <= threshold."
+)
+
+
 class PairVerifyOutputSerializer(serializers.Serializer):
     verified = serializers.BooleanField()
     distance = serializers.FloatField()
@@ -78,6 +86,8 @@ class PairVerifyOutputSerializer(serializers.Serializer):
     confidence = serializers.FloatField()
     model = serializers.CharField()
     processing_time_ms = serializers.IntegerField()
+    decision = serializers.ChoiceField(choices=OUTCOMES, help_text=VOICE_DECISION_HELP)
+    quality = ProbeQualityOutputSerializer(help_text="of audio2, the probe")
 
 
 class VoiceRegisterInputSerializer(serializers.Serializer):
@@ -129,6 +139,7 @@ class StoreIdentifyOutputSerializer(serializers.Serializer):
     model = serializers.CharField()
     processing_time_ms = serializers.IntegerField()
     quality = ProbeQualityOutputSerializer()
+    decision = serializers.ChoiceField(choices=OUTCOMES, help_text=VOICE_DECISION_HELP)
 
 
 class VoiceForgetInputSerializer(serializers.Serializer):

@@ -20,9 +20,10 @@ from config import observability
 from core.exceptions import ApiError, ErrorCode
 from engine.attributes import load_gender_head
 from engine.audio_classifiers import classify
+from engine.scoring import load_scorer
 from tenancy.models import Tenant
 from tenancy.scoping import owned
-from voiceprint.decision import is_match_by_distance
+from voiceprint.decision import Outcome, decide, is_match_by_distance, score_voices
 from voiceprint.models import DEFAULT_STORE, Voice
 from voiceprint.selectors import voice_list_nearest
 from voiceprint.services import audio_embed, cosine_similarity, elapsed_ms
@@ -50,6 +51,11 @@ class PairVerifyResult:
     confidence: float
     model: str
     processing_time_ms: int
+    #: The calibrated outcome (voiceprint.decision) at the same threshold; `verified` keeps
+    #: the seed's rule, distance <= threshold.
+    decision: Outcome
+    #: Of audio2, the probe (audio1 plays the enrolled voice).
+    quality: engine.ProbeQuality
 
 
 def pair_verify(
@@ -61,6 +67,7 @@ def pair_verify(
     second = audio_embed(audio=audio2, engine_name=first.model).embedding
     distance = round(1.0 - cosine_similarity(first.vector, second.vector), 6)
     threshold = default_distance_threshold(first.model) if threshold is None else threshold
+    outcome = _calibrated_outcome([None], np.atleast_2d(first.vector), second, threshold)
     return PairVerifyResult(
         verified=is_match_by_distance(distance=distance, threshold=threshold),
         distance=distance,
@@ -68,7 +75,25 @@ def pair_verify(
         confidence=confidence(distance, threshold),
         model=first.model,
         processing_time_ms=elapsed_ms(started),
+        decision=outcome,
+        quality=second.quality,
     )
+
+
+def _calibrated_outcome(
+    voices: list, centroids: np.ndarray, probe: engine.EmbeddingResult, distance_threshold: float
+) -> Outcome:
+    """The Voiceprint API's decision for `probe` among `voices`, at the cosine threshold
+    that `distance_threshold` states."""
+    scorer = load_scorer(probe.model)
+    ranked = score_voices(
+        voices,
+        centroids=centroids,
+        thresholds=[1.0 - distance_threshold] * len(voices),
+        probe=probe,
+        scorer=scorer,
+    )
+    return decide(ranked, scorer).outcome
 
 
 @dataclass
@@ -85,6 +110,9 @@ class StoreIdentifyResult:
     model: str
     processing_time_ms: int
     quality: engine.ProbeQuality
+    #: The calibrated outcome among the matches (voiceprint.decision); each `match` keeps
+    #: the seed's rule, distance <= threshold.
+    decision: Outcome
 
 
 def store_identify(
@@ -108,7 +136,13 @@ def store_identify(
         match = is_match_by_distance(distance=distance, threshold=threshold)
         matches.append(StoreMatch(voice, distance, confidence(distance, threshold), match))
     observability.count_identify(probe.model, "store", any(m.match for m in matches))
-    return StoreIdentifyResult(matches, probe.model, elapsed_ms(started), probe.quality)
+    centroids = (
+        np.stack([np.asarray(v.centroid, dtype=np.float32) for v in nearest]) if nearest else None
+    )
+    outcome = (
+        _calibrated_outcome(list(nearest), centroids, probe, threshold) if nearest else "no_match"
+    )
+    return StoreIdentifyResult(matches, probe.model, elapsed_ms(started), probe.quality, outcome)
 
 
 def _gender_head(model: str):

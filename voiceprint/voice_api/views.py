@@ -78,6 +78,7 @@ class StoreIdentifyView(JsonVoiceView):
             "model": result.model,
             "processing_time_ms": result.processing_time_ms,
             "quality": result.quality,
+            "decision": result.decision,
         }
         return Response(s.StoreIdentifyOutputSerializer(reply).data)
 
