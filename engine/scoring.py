@@ -27,7 +27,6 @@ import datetime
 import functools
 import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +109,25 @@ class Calibration:
         return features @ self.weights + self.bias - self.prior_logit
 
 
+#: Mean and standard deviation of each vector's top_n cohort cosines.
+CohortStats = tuple[np.ndarray, np.ndarray]
+
+
+def cohort_stats(vectors: np.ndarray, cohort: np.ndarray, *, top_n: int) -> CohortStats:
+    """Mean and standard deviation of each vector's top_n cosines against ``cohort``."""
+    scores = np.atleast_2d(np.asarray(vectors, dtype=np.float32)) @ cohort.T
+    n = min(top_n, scores.shape[1])
+    top = -np.partition(-scores, n - 1, axis=1)[:, :n]
+    return top.mean(axis=1), np.maximum(top.std(axis=1), 1e-6)
+
+
+def as_norm(cosines: np.ndarray, enrollment: CohortStats, probe: CohortStats) -> np.ndarray:
+    """AS-norm z of cosines, from the cohort stats of their enrollment and probe sides."""
+    (enrol_mean, enrol_std), (probe_mean, probe_std) = enrollment, probe
+    cosines = np.asarray(cosines, dtype=np.float64)
+    return 0.5 * ((cosines - enrol_mean) / enrol_std + (cosines - probe_mean) / probe_std)
+
+
 @dataclass(frozen=True)
 class Scorer:
     """An engine's cohort and calibration: cosine -> z -> LLR -> probability."""
@@ -121,21 +139,14 @@ class Scorer:
     def engine(self) -> str:
         return self.calibration.engine
 
-    def cohort_stats(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and standard deviation of each vector's top_n cosines against the cohort."""
-        scores = np.atleast_2d(np.asarray(vectors, dtype=np.float32)) @ self.cohort.T
-        n = min(self.calibration.top_n, scores.shape[1])
-        top = -np.partition(-scores, n - 1, axis=1)[:, :n]
-        return top.mean(axis=1), np.maximum(top.std(axis=1), 1e-6)
+    def cohort_stats(self, vectors: np.ndarray) -> CohortStats:
+        return cohort_stats(vectors, self.cohort, top_n=self.calibration.top_n)
 
     def normalise(
         self, cosines: np.ndarray, enrollments: np.ndarray, probe: np.ndarray
     ) -> np.ndarray:
         """AS-norm z of the cosines between ``probe`` and each row of ``enrollments``."""
-        enrol_mean, enrol_std = self.cohort_stats(enrollments)
-        probe_mean, probe_std = self.cohort_stats(probe)
-        cosines = np.asarray(cosines, dtype=np.float64)
-        return 0.5 * ((cosines - enrol_mean) / enrol_std + (cosines - probe_mean) / probe_std)
+        return as_norm(cosines, self.cohort_stats(enrollments), self.cohort_stats(probe))
 
     def llr(self, z: np.ndarray, *, speech_seconds: float, snr_db: float) -> np.ndarray:
         return self.calibration.llr(z, speech_seconds, snr_db)
@@ -334,7 +345,3 @@ def fit_calibration(
             **(training or {}),
         },
     )
-
-
-def stack_vectors(vectors: Sequence[np.ndarray]) -> np.ndarray:
-    return np.stack([np.asarray(v, dtype=np.float32) for v in vectors])

@@ -26,7 +26,7 @@ from tqdm import tqdm
 import engine
 from engine.evaluation import compute_eer
 from engine.household import Condition, Material, make_probes
-from engine.scoring import Scorer, Trials
+from engine.scoring import Scorer, Trials, as_norm, cohort_stats
 from voiceprint.decision import decide, score_voices
 
 
@@ -244,17 +244,21 @@ def _balance(
 # --- trials for fitting and pooled EER --------------------------------------------------------
 
 
-def trials(embedded: EmbeddedMaterial, scorer: Scorer) -> Trials:
-    """Every probe against every voice of ``embedded``, normalised with ``scorer``'s cohort."""
+def trials(embedded: EmbeddedMaterial, *, cohort: np.ndarray, top_n: int) -> Trials:
+    """Every probe against every voice of ``embedded``, AS-normalised against ``cohort``."""
+    voices = cohort_stats(embedded.centroids, cohort, top_n=top_n)  # the same for every probe
+    vectors = np.stack([p.embedding.vector for p in embedded.probes])
+    probe_means, probe_stds = cohort_stats(vectors, cohort, top_n=top_n)
     parts = []
-    for probe in embedded.probes:
-        cosines = embedded.centroids @ probe.embedding.vector
-        z = scorer.normalise(cosines, embedded.centroids, probe.embedding.vector)
+    for probe, vector, mean, std in zip(
+        embedded.probes, vectors, probe_means, probe_stds, strict=True
+    ):
+        cosines = embedded.centroids @ vector
         n = len(cosines)
         parts.append(
             (
                 cosines,
-                z,
+                as_norm(cosines, voices, (mean, std)),
                 np.full(n, probe.embedding.quality.speech_seconds),
                 np.full(n, probe.embedding.quality.snr_db),
                 np.arange(n) == probe.speaker,
@@ -271,7 +275,7 @@ def pooled_eers(embedded: EmbeddedMaterial, scorer: Scorer | None) -> dict[str, 
         cosines = np.concatenate([embedded.centroids @ p.embedding.vector for p in embedded.probes])
         labels = _target_labels(embedded)
         return {"cosine": compute_eer(cosines, labels)[0]}
-    pairs = trials(embedded, scorer)
+    pairs = trials(embedded, cohort=scorer.cohort, top_n=scorer.calibration.top_n)
     llr = scorer.calibration.llr(pairs.z, pairs.speech_seconds, pairs.snr_db)
     return {
         "cosine": compute_eer(pairs.cosine, pairs.target)[0],

@@ -6,11 +6,22 @@ The leading underscore keeps Django from listing this module as a command.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from engine.household import DEFAULT_SNRS, DEFAULT_WINDOWS, PARTS, Material, load_material
+import engine
+from engine.household import (
+    DEFAULT_SNRS,
+    DEFAULT_WINDOWS,
+    PARTS,
+    Condition,
+    Material,
+    load_material,
+    load_noises,
+)
+from voiceprint.evaluation import EmbeddedMaterial, embed_material
 
 
 def add_material_arguments(parser: argparse.ArgumentParser, *, default_part: str) -> None:
@@ -58,6 +69,24 @@ def material_from(options: dict) -> Material:
         where = f"{options['folder']} (part {options['part']})"
         raise CommandError(f"{len(material.speakers)} usable speakers in {where}")
     return material
+
+
+def embedded_from(options: dict, conditions: Sequence[Condition]) -> EmbeddedMaterial:
+    """The folder's material (``material_from``), enrolled and probed in ``conditions``."""
+    material = material_from(options)
+    noise_folder = options.get("noise_folder")
+    try:
+        return embed_material(
+            material,
+            conditions,
+            engine_name=options["engine"],
+            windows_per_speaker=options.get("windows_per_speaker", 0),
+            noises=load_noises(noise_folder) if noise_folder else (),
+            seed=options.get("seed", 0),
+            progress=not options["no_progress"],
+        )
+    except (engine.EngineError, ValueError) as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def parse_windows(text: str) -> list[float]:

@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-import engine
 from engine.scoring import HEADS_DIR, cohort_path
-from voiceprint.evaluation import embed_material
-from voiceprint.management.commands._household import add_material_arguments, material_from
+from voiceprint.management.commands._household import add_material_arguments, embedded_from
 
 
 class Command(BaseCommand):
@@ -25,13 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--out-dir", default=str(HEADS_DIR), help="default: engine/heads")
 
     def handle(self, *args, **options):
-        material = material_from(options)
-        try:
-            embedded = embed_material(
-                material, [], engine_name=options["engine"], progress=not options["no_progress"]
-            )
-        except (engine.EngineError, ValueError) as exc:
-            raise CommandError(str(exc)) from exc
+        embedded = embedded_from(options, conditions=[])
         path = cohort_path(embedded.engine, Path(options["out_dir"]))
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, embedded.samples.astype(np.float32))

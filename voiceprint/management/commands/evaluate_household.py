@@ -7,23 +7,20 @@ import os
 import platform
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-import engine
 from engine.evaluation import ge2e_reference_comparison
-from engine.household import load_noises
 from engine.scoring import load_scorer
 from voiceprint.evaluation import (
     ConditionReport,
     conditions_from,
-    embed_material,
     household_report,
     pooled_eers,
 )
 from voiceprint.management.commands._household import (
     add_material_arguments,
     add_probe_arguments,
-    material_from,
+    embedded_from,
     parse_snrs,
     parse_windows,
 )
@@ -57,21 +54,8 @@ class Command(BaseCommand):
         parser.add_argument("--markdown", type=Path, help="also write the report to this file")
 
     def handle(self, *args, **options):
-        material = material_from(options)
         conditions = conditions_from(parse_windows(options["windows"]), parse_snrs(options["snrs"]))
-        noises = load_noises(options["noise_folder"]) if options["noise_folder"] else ()
-        try:
-            embedded = embed_material(
-                material,
-                conditions,
-                engine_name=options["engine"],
-                windows_per_speaker=options["windows_per_speaker"],
-                noises=noises,
-                seed=options["seed"],
-                progress=not options["no_progress"],
-            )
-        except (engine.EngineError, ValueError) as exc:
-            raise CommandError(str(exc)) from exc
+        embedded = embedded_from(options, conditions)
         scorer = None if options["raw"] else load_scorer(embedded.engine)
         threshold = options["threshold"]
         if threshold is None:

@@ -8,23 +8,19 @@ from pathlib import Path
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
-import engine
-from engine.household import load_noises
 from engine.scoring import (
     DEFAULT_TOP_N,
     HEADS_DIR,
-    Calibration,
     Scorer,
-    ThresholdMap,
     cohort_path,
     fit_calibration,
     save_scorer,
 )
-from voiceprint.evaluation import conditions_from, embed_material, trials
+from voiceprint.evaluation import conditions_from, trials
 from voiceprint.management.commands._household import (
     add_material_arguments,
     add_probe_arguments,
-    material_from,
+    embedded_from,
     parse_snrs,
     parse_windows,
 )
@@ -59,37 +55,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         out_dir = Path(options["out_dir"])
-        material = material_from(options)
         conditions = conditions_from(parse_windows(options["windows"]), parse_snrs(options["snrs"]))
-        noises = load_noises(options["noise_folder"]) if options["noise_folder"] else ()
-        try:
-            embedded = embed_material(
-                material,
-                conditions,
-                engine_name=options["engine"],
-                windows_per_speaker=options["windows_per_speaker"],
-                noises=noises,
-                seed=options["seed"],
-                progress=not options["no_progress"],
-            )
-        except (engine.EngineError, ValueError) as exc:
-            raise CommandError(str(exc)) from exc
+        embedded = embedded_from(options, conditions)
         cohort_file = cohort_path(embedded.engine, out_dir)
         if not cohort_file.is_file():
             raise CommandError(f"no cohort at {cohort_file}: run manage.py build_cohort first")
         cohort = np.load(cohort_file, allow_pickle=False).astype(np.float32)
-        placeholder = Calibration(
-            engine=embedded.engine,
-            dim=cohort.shape[1],
-            weights=np.zeros(5),
-            bias=0.0,
-            prior_logit=0.0,
-            threshold_map=ThresholdMap(0.0, 1.0, 0.0, 1.0),
-            uncertain_probability=options["uncertain_probability"],
-            close_margin=options["close_margin"],
-            top_n=options["top_n"],
-        )
-        pairs = trials(embedded, Scorer(cohort=cohort, calibration=placeholder))
+        pairs = trials(embedded, cohort=cohort, top_n=options["top_n"])
         calibration = fit_calibration(
             pairs,
             engine=embedded.engine,
