@@ -64,15 +64,18 @@ def cosine_similarity(first: np.ndarray, second: np.ndarray) -> float:
     return float(np.dot(np.asarray(first, dtype=np.float32), np.asarray(second, dtype=np.float32)))
 
 
+def voice_centroids(voices: Sequence[Voice]) -> np.ndarray:
+    """The voices' centroids as rows of one float32 matrix (no rows for no voices)."""
+    return np.array([np.asarray(v.centroid, dtype=np.float32) for v in voices], dtype=np.float32)
+
+
 def voices_score(
     tenant: Tenant, voices: Sequence[Voice], *, probe: engine.EmbeddingResult
 ) -> list[VoiceScore]:
     """``voices`` scored for ``probe`` with its engine's scorer (if it has one), best first."""
     return score_voices(
         voices,
-        centroids=np.stack([np.asarray(v.centroid, dtype=np.float32) for v in voices])
-        if voices
-        else np.zeros((0, len(probe.vector)), dtype=np.float32),
+        centroids=voice_centroids(voices),
         thresholds=[v.threshold for v in voices],
         probe=probe,
         scorer=load_scorer(probe.model),

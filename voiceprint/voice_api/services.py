@@ -26,7 +26,7 @@ from tenancy.scoping import owned
 from voiceprint.decision import Outcome, decide, is_match_by_distance, score_voices
 from voiceprint.models import DEFAULT_STORE, Voice
 from voiceprint.selectors import voice_list_nearest
-from voiceprint.services import audio_embed, cosine_similarity, elapsed_ms
+from voiceprint.services import audio_embed, cosine_similarity, elapsed_ms, voice_centroids
 from voiceprint.thresholds import default_distance_threshold
 
 logger = logging.getLogger(__name__)
@@ -136,12 +136,7 @@ def store_identify(
         match = is_match_by_distance(distance=distance, threshold=threshold)
         matches.append(StoreMatch(voice, distance, confidence(distance, threshold), match))
     observability.count_identify(probe.model, "store", any(m.match for m in matches))
-    centroids = (
-        np.stack([np.asarray(v.centroid, dtype=np.float32) for v in nearest]) if nearest else None
-    )
-    outcome = (
-        _calibrated_outcome(list(nearest), centroids, probe, threshold) if nearest else "no_match"
-    )
+    outcome = _calibrated_outcome(list(nearest), voice_centroids(nearest), probe, threshold)
     return StoreIdentifyResult(matches, probe.model, elapsed_ms(started), probe.quality, outcome)
 
 
