@@ -115,8 +115,16 @@ def _start_web_server(options: argparse.Namespace, settings) -> subprocess.Popen
     if options.dev:
         command = [sys.executable, "manage.py", "runserver", f"{options.host}:{options.port}"]
     else:
-        command = [sys.executable, "-m", "gunicorn", "--config", "python:config.gunicorn_conf",
-                   "--bind", f"{options.host}:{options.port}", "config.wsgi:application"]
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            "python:config.gunicorn_conf",
+            "--bind",
+            f"{options.host}:{options.port}",
+            "config.wsgi:application",
+        ]
         env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_fresh_metrics_dir(settings)))
     # The web server dies with this process, whatever kills it.
     return subprocess.Popen(command, cwd=settings.BASE_DIR, env=env,

@@ -108,4 +108,3 @@ _MAPPERS: list[tuple[type[Exception], Callable[[Exception], ApiError]]] = [
     (DatabaseOperationalError, _database_unavailable),
     (DatabaseInterfaceError, _database_unavailable),
 ]
-

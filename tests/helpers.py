@@ -28,6 +28,21 @@ def envelope(response, code: int = 0) -> Any:
     return body["data"]
 
 
+ENROLLMENT_FIELDS = {"speech_seconds", "target_speech_seconds", "progress", "issues"}
+
+
+def voice_object(reply: dict) -> dict:
+    """The voice object of an enrollment reply (voices/create, voices/{id}/samples): the
+    reply less its `similar_voices`, which is checked to be a list of similar voices."""
+    reply = dict(reply)
+    similar = reply.pop("similar_voices")
+    assert isinstance(similar, list), similar
+    for entry in similar:
+        assert set(entry) == {"voice_id", "voice_name", "score", "lookalike"}, entry
+    assert set(reply["enrollment"]) == ENROLLMENT_FIELDS, reply["enrollment"]
+    return reply
+
+
 def check_quality(quality: dict, *, recording_seconds: float) -> dict:
     """A reply's `quality` of a probe of `recording_seconds`: its three fields, each in its
     range (at least the minimum speech of 1 s, at most the recording); returns it."""

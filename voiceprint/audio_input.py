@@ -39,6 +39,7 @@ HEADER_PARAMETERS = {
     "HTTP_X_AGENT_ID": "agent_id",
     "HTTP_X_TOP_K": "top_k",
     "HTTP_X_AUDIO_URL": "audio_url",
+    "HTTP_X_FORCE": "force",
 }
 
 _DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?);base64,", re.I)

@@ -75,8 +75,15 @@ class VoiceBinding(models.Model):
         return f"{self.voice} @ {self.device}"
 
 
+class SampleKind(models.TextChoices):
+    ENROLLMENT = "enrollment", "enrollment"
+    #: Added from a confident identify or verify match (voiceprint.adaptation), when the
+    #: setting allows it; capped, never replaces an enrollment sample.
+    ADAPTATION = "adaptation", "adaptation"
+
+
 class VoiceSample(models.Model):
-    """One enrollment recording: the audio as received and its embedding."""
+    """One enrollment recording: the audio as received, its embedding and its quality."""
 
     voice = models.ForeignKey(Voice, on_delete=models.CASCADE, related_name="samples")
     audio = models.FileField(upload_to="voices/", max_length=255)
@@ -85,6 +92,15 @@ class VoiceSample(models.Model):
     embedding = VectorField()
     duration_seconds = models.FloatField()
     speech_seconds = models.FloatField()
+    #: engine.ProbeQuality of the recording; None for samples stored before it was kept.
+    snr_db = models.FloatField(null=True, blank=True)
+    clipping = models.FloatField(null=True, blank=True)
+    #: Cosine similarity of this sample's embedding to the mean of the voice's other
+    #: samples (None for a voice's only sample): a low value marks a sample of someone else.
+    agreement = models.FloatField(null=True, blank=True)
+    kind = models.CharField(
+        max_length=16, choices=SampleKind.choices, default=SampleKind.ENROLLMENT
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.db.models.functions import Cast
 from pgvector.django import CosineDistance, VectorField
 
 from devices.models import Device
 from tenancy.models import Tenant
 from tenancy.scoping import get_owned, owned
-from voiceprint.models import OperatingPoint, Voice
+from voiceprint.guidance import EnrollmentSummary, SampleFacts, enrollment_summary
+from voiceprint.models import OperatingPoint, SampleKind, Voice, VoiceBinding, VoiceSample
 
 
 def _with_relations(queryset: QuerySet[Voice]) -> QuerySet[Voice]:
     """What the voice object needs, in a fixed number of queries."""
     return (
         queryset.select_related("role")
-        .prefetch_related(Prefetch("devices", queryset=Device.objects.order_by("created_at", "pk")))
+        .prefetch_related(
+            Prefetch("devices", queryset=Device.objects.order_by("created_at", "pk")),
+            Prefetch("samples", queryset=VoiceSample.objects.defer("embedding")),
+        )
         .annotate(sample_count=Count("samples", distinct=True))
         .defer("centroid")
     )
@@ -39,6 +43,30 @@ def voice_list(
 
 def voice_get(tenant: Tenant, *, voice_id: str) -> Voice:
     return get_owned(_with_relations(owned(Voice, tenant)), tenant, "voice", voice_id=voice_id)
+
+
+def voice_enrollment(voice: Voice) -> EnrollmentSummary:
+    """The voice's enrollment progress and issues, from its stored samples."""
+    facts = [
+        SampleFacts(
+            speech_seconds=sample.speech_seconds,
+            snr_db=sample.snr_db,
+            clipping=sample.clipping,
+            agreement=sample.agreement,
+            adaptation=sample.kind == SampleKind.ADAPTATION,
+        )
+        for sample in voice.samples.all()  # in the order of voices/{id}/audio?sample=
+    ]
+    return enrollment_summary(facts, agreement_threshold=voice.threshold)
+
+
+def voice_list_lookalike_candidates(
+    tenant: Tenant, *, devices: Iterable[Device], store: str, exclude: Voice | None = None
+) -> QuerySet[Voice]:
+    """The tenant's voices a new voice on `devices` or in `store` could be mistaken for."""
+    bound = VoiceBinding.objects.filter(device__in=list(devices)).values("voice_id")
+    voices = owned(Voice, tenant).filter(Q(pk__in=bound) | Q(store=store))
+    return voices.exclude(pk=exclude.pk) if exclude is not None else voices
 
 
 def voice_list_nearest(

@@ -337,7 +337,6 @@ class EmbeddedServer:
         self._ensured_databases.add(database)
 
 
-
 class Supervisor(threading.Thread):
     """The owner's watchdog: restarts the server whenever it is found dead."""
 

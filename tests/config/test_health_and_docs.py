@@ -113,8 +113,11 @@ class TestApiDocs:
         response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
         assert response.status_code == 200
         paths = response.json()["paths"]
-        for path in ("/v1/voiceprint/roles", "/v1/voiceprint/devices/{device_id}",
-                     "/v1/voiceprint/roleinterrupt/{agent_id}"):
+        for path in (
+            "/v1/voiceprint/roles",
+            "/v1/voiceprint/devices/{device_id}",
+            "/v1/voiceprint/roleinterrupt/{agent_id}",
+        ):
             assert path in paths
 
     def test_swagger_ui_is_served_locally(self, client):

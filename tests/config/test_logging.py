@@ -153,12 +153,21 @@ class TestRedaction:
 
     def test_celery_task_arguments_and_results_are_not_logged(self):
         def task_record() -> logging.LogRecord:
-            values = {"id": "task-1", "name": "voiceprint.embed_stored_audio", "runtime": 0.2,
-                      "return_value": "{'vector': [0.25]}", "args": "['job-audio-key']",
-                      "kwargs": "{}"}
+            values = {
+                "id": "task-1",
+                "name": "voiceprint.embed_stored_audio",
+                "runtime": 0.2,
+                "return_value": "{'vector': [0.25]}",
+                "args": "['job-audio-key']",
+                "kwargs": "{}",
+            }
             record = logging.LogRecord(
-                "celery.app.trace", logging.INFO, __file__, 1,
-                "Task %(name)s[%(id)s] succeeded in %(runtime)ss: %(return_value)s", (values,),
+                "celery.app.trace",
+                logging.INFO,
+                __file__,
+                1,
+                "Task %(name)s[%(id)s] succeeded in %(runtime)ss: %(return_value)s",
+                (values,),
                 None,
             )
             record.data = values  # what Celery passes as extra={"data": ...}

@@ -230,7 +230,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-
 def test_with_database_url_the_service_reconnects_after_an_outage(tmp_path):
     """An external PostgreSQL (played by a server this test starts and restarts itself)."""
     from urllib.parse import quote

@@ -62,8 +62,10 @@ class TestEnvelope:
             response = api.get(VP + "roles")
         envelope(response, 50000)
         assert "secret internals" not in response.content.decode()
-        assert any(record.exc_info and "secret internals" in str(record.exc_info[1])
-                   for record in caplog.records), "the trace must be logged"
+        assert any(
+            record.exc_info and "secret internals" in str(record.exc_info[1])
+            for record in caplog.records
+        ), "the trace must be logged"
 
     def test_non_ascii_is_kept(self, api):
         envelope(api.post(VP + "roles", {"role_name": "妈妈"}, format="json"))

@@ -16,7 +16,10 @@ class TestDevices:
         assert device["device_id"] == MAC and device["device_name"] == "kitchen"
         assert device["voices"] == []
         assert device["stats"] == {
-            "voice_count": 0, "identify_count": 0, "matched_count": 0, "last_identify_at": None,
+            "voice_count": 0,
+            "identify_count": 0,
+            "matched_count": 0,
+            "last_identify_at": None,
         }
         assert device["created_at"].endswith("Z")
 

@@ -32,10 +32,12 @@ class TestRoleInterrupt:
 
     def test_put_then_get(self, api):
         mom, dad = create_role(api, "妈妈"), create_role(api, "爸爸")
-        body = {"roleinterrupt": [
-            {"role_id": mom, "role_name": "ignored", "interrupt": "true"},
-            {"role_id": dad, "role_name": "妈妈", "interrupt": "false"},
-        ]}
+        body = {
+            "roleinterrupt": [
+                {"role_id": mom, "role_name": "ignored", "interrupt": "true"},
+                {"role_id": dad, "role_name": "妈妈", "interrupt": "false"},
+            ]
+        }
         assert envelope(api.put(VP + f"roleinterrupt/{AGENT}", body, format="json")) is None
         assert settings_of(api) == {"default": "true", "妈妈": "true", "爸爸": "false"}
         # Settings are per agent.
@@ -59,21 +61,26 @@ class TestRoleInterrupt:
 
     def test_unknown_role_is_40400_and_nothing_changes(self, api):
         dad = create_role(api, "爸爸")
-        body = {"roleinterrupt": [
-            {"role_id": dad, "interrupt": "false"},
-            {"role_id": "nope", "interrupt": "false"},
-        ]}
+        body = {
+            "roleinterrupt": [
+                {"role_id": dad, "interrupt": "false"},
+                {"role_id": "nope", "interrupt": "false"},
+            ]
+        }
         envelope(api.put(VP + f"roleinterrupt/{AGENT}", body, format="json"), 40400)
         assert settings_of(api)["爸爸"] == "true"
 
-    @pytest.mark.parametrize("body", [
-        {},
-        {"uncertain_interrupt": None},
-        {"roleinterrupt": "yes"},
-        {"roleinterrupt": [{"interrupt": "true"}]},
-        {"roleinterrupt": [{"role_id": "x", "interrupt": "maybe"}]},
-        {"roleinterrupt": [{"role_id": "x"}]},
-    ])
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {},
+            {"uncertain_interrupt": None},
+            {"roleinterrupt": "yes"},
+            {"roleinterrupt": [{"interrupt": "true"}]},
+            {"roleinterrupt": [{"role_id": "x", "interrupt": "maybe"}]},
+            {"roleinterrupt": [{"role_id": "x"}]},
+        ],
+    )
     def test_invalid_body_is_40000(self, api, body):
         envelope(api.put(VP + f"roleinterrupt/{AGENT}", body, format="json"), 40000)
 
@@ -92,9 +99,15 @@ class TestRoleInterrupt:
 class TestUncertainInterrupt:
     """`uncertain_interrupt`: may a speaker identify is uncertain about interrupt the agent."""
 
-    @pytest.mark.parametrize("value,expected", [
-        ("true", "true"), (True, "true"), (" TRUE ", "true"), (False, "false"),
-    ])
+    @pytest.mark.parametrize(
+        "value,expected",
+        [
+            ("true", "true"),
+            (True, "true"),
+            (" TRUE ", "true"),
+            (False, "false"),
+        ],
+    )
     def test_put_alone_then_get(self, api, value, expected):
         dad = create_role(api, "爸爸")
         put(api, {"roleinterrupt": [{"role_id": dad, "interrupt": "false"}]})
@@ -106,10 +119,13 @@ class TestUncertainInterrupt:
 
     def test_put_with_roles_sets_both_and_leaving_it_out_keeps_it(self, api):
         dad = create_role(api, "爸爸")
-        put(api, {
-            "roleinterrupt": [{"role_id": dad, "interrupt": "false"}],
-            "uncertain_interrupt": "true",
-        })
+        put(
+            api,
+            {
+                "roleinterrupt": [{"role_id": dad, "interrupt": "false"}],
+                "uncertain_interrupt": "true",
+            },
+        )
         assert (settings_of(api)["爸爸"], uncertain_of(api)) == ("false", "true")
         put(api, {"roleinterrupt": [{"role_id": dad, "interrupt": "true"}]})
         assert (settings_of(api)["爸爸"], uncertain_of(api)) == ("true", "true")

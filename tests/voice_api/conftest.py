@@ -33,7 +33,6 @@ GENDER_HEAD = Path(__file__).resolve().parents[2] / "engine" / "heads" / f"gende
 # --------------------------------------------------------------------------- storage, engine
 
 
-
 @pytest.fixture
 def no_classifiers(monkeypatch) -> None:
     """No transformers checkpoint for emotion or age, whatever the environment says."""
@@ -180,5 +179,3 @@ def zh_gallery(api, speech) -> dict[str, str]:
         speaker: register(api, speech.enroll(speaker), speaker, store="zh")["id"]
         for speaker in ZH_SPEAKERS
     }
-
-

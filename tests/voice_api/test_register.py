@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 def test_register_returns_id_name_and_time(api, speech):
     reply = register(api, speech.enroll("fangjun"), "方俊")
-    assert set(reply) == {"id", "name", "registered_at"}
+    assert set(reply) == {"id", "name", "registered_at", "enrollment", "similar_voices"}
     assert isinstance(reply["id"], str) and reply["id"]
     assert reply["name"] == "方俊"
     assert ISO_UTC.match(reply["registered_at"]), reply["registered_at"]

@@ -22,7 +22,7 @@ from engine.scoring import Scorer
 from tests.conftest import HELD_OUT_AUDIO, SHARED_AUDIO
 from tests.factories import clip, silence  # noqa: F401 (re-exported)
 from tests.factories import wav as wav_bytes  # noqa: F401 (re-exported)
-from tests.helpers import VP, envelope, nothing_stored  # noqa: F401 (re-exported)
+from tests.helpers import VP, envelope, nothing_stored, voice_object  # noqa: F401 (re-exported)
 from tests.local_servers import AudioServer, closed_port, running_server  # noqa: F401 (re-exported)
 from voiceprint.decision import VoiceScore, cosine_floor
 
@@ -133,7 +133,9 @@ def post_raw(api, path: str, audio: bytes, content_type: str = "audio/wav", **pa
 
 def enroll(api, audio: bytes, device_id: str, **params) -> dict:
     """Enroll by raw body; returns the voice object."""
-    return envelope(post_raw(api, "voices/create", audio, device_id=device_id, **params))
+    return voice_object(
+        envelope(post_raw(api, "voices/create", audio, device_id=device_id, **params))
+    )
 
 
 def enroll_speaker(api, speech: Speech, speaker: str, device_id: str, **params) -> dict:
@@ -141,8 +143,14 @@ def enroll_speaker(api, speech: Speech, speaker: str, device_id: str, **params) 
     first, *more = speech.enroll_files(speaker)
     voice = enroll(api, first, device_id, voice_name=speaker, **params)
     for audio in more:
-        voice = envelope(post_raw(api, f"voices/{voice['voice_id']}/samples", audio))
+        voice = add_sample(api, voice["voice_id"], audio)
     return voice
+
+
+def add_sample(api, voice_id: str, audio: bytes, **params) -> dict:
+    """Add an enrollment sample by raw body; returns the voice object."""
+    reply = envelope(post_raw(api, f"voices/{voice_id}/samples", audio, **params))
+    return voice_object(reply)
 
 
 def get_voice(api, voice_id: str) -> dict:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.helpers import VP, envelope
+from tests.helpers import VP, envelope, voice_object
 from tests.voiceprint.conftest import (
     DIM,
     ENGINE,
@@ -34,7 +34,7 @@ KB = 1024
 MB = 1024 * KB
 VOICE_FIELDS = {
     "voice_id", "voice_name", "voice_url", "status", "threshold", "role_bind", "dev_bind",
-    "model", "sample_count", "created_at", "updated_at",
+    "model", "sample_count", "enrollment", "created_at", "updated_at",
 }  # fmt: skip
 
 
@@ -91,8 +91,9 @@ class TestCreateForms:
     def test_voice_object_and_defaults(self, api, speech, device, media_root):
         audio = speech.enroll("fangjun")
         encoded = base64.b64encode(audio).decode()
-        voice = envelope(json_create(api, audio_base64=encoded, device_id=DEV))
-        assert set(voice) == VOICE_FIELDS
+        reply = envelope(json_create(api, audio_base64=encoded, device_id=DEV))
+        assert set(reply) == VOICE_FIELDS | {"similar_voices"}
+        voice = voice_object(reply)
         assert voice["voice_id"] and isinstance(voice["voice_id"], str)
         assert voice["voice_name"] == ""
         assert voice["status"] == "activate"

@@ -7,10 +7,51 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.fields import TrueFalseStringField
-from voiceprint.decision import OUTCOMES
+from voiceprint.decision import OUTCOMES, VoiceScore
 from voiceprint.models import Voice
+from voiceprint.selectors import voice_enrollment
 
 MAX_TOP_K = 50
+
+
+class EnrollmentOutputSerializer(serializers.Serializer):
+    """How far the voice's enrollment is, and what would help (voiceprint.guidance)."""
+
+    speech_seconds = serializers.FloatField(
+        help_text="net speech of the enrollment samples (after silence removal)"
+    )
+    target_speech_seconds = serializers.FloatField(
+        help_text="the enrolled speech a voice should reach (VOICEPRINT_ENROLL_TARGET_SECONDS)"
+    )
+    progress = serializers.FloatField(help_text="speech_seconds / target_speech_seconds, 0-1")
+    issues = serializers.ListField(
+        child=serializers.CharField(),
+        help_text='what would help, e.g. "add 8 s more speech", "noisy: SNR 9 dB in sample #1"'
+        " (#n: the `sample` index of voices/{id}/audio); empty when nothing",
+    )
+
+
+class SimilarVoiceOutputSerializer(serializers.Serializer):
+    voice_id = serializers.CharField()
+    voice_name = serializers.CharField()
+    score = serializers.FloatField(help_text="cosine similarity of the two voiceprints")
+    lookalike = serializers.BooleanField(
+        help_text="that voice would already match this one (its decision point): identify "
+        "may confuse the two"
+    )
+
+
+def similar_voices_data(scores: list[VoiceScore]) -> list[dict]:
+    """`similar_voices` of an enrollment reply, from services.similar_voices."""
+    return [
+        {
+            "voice_id": score.voice.voice_id,
+            "voice_name": score.voice.name,
+            "score": round(score.cosine, 6),
+            "lookalike": score.passes,
+        }
+        for score in scores
+    ]
 
 
 class VoiceOutputSerializer(serializers.ModelSerializer):
@@ -23,13 +64,18 @@ class VoiceOutputSerializer(serializers.ModelSerializer):
     sample_count = serializers.IntegerField(read_only=True)
     #: The engine that made the voiceprint, under the contract's field name.
     model = serializers.CharField(source="engine_name", max_length=32)
+    enrollment = serializers.SerializerMethodField()
 
     class Meta:
         model = Voice
         fields = [
             "voice_id", "voice_name", "voice_url", "status", "threshold", "role_bind",
-            "dev_bind", "model", "sample_count", "created_at", "updated_at",
+            "dev_bind", "model", "sample_count", "enrollment", "created_at", "updated_at",
         ]  # fmt: skip
+
+    @extend_schema_field(EnrollmentOutputSerializer)
+    def get_enrollment(self, voice: Voice) -> dict:
+        return voice_enrollment(voice).as_dict()
 
     def get_voice_url(self, voice: Voice) -> str:
         path = reverse("voice-audio", args=[voice.voice_id])
@@ -71,6 +117,18 @@ class VoiceCreateInputSerializer(AudioInputMixin):
     role_id = serializers.CharField(max_length=32, required=False, allow_blank=True)
     threshold = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
     voice_name = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    force = serializers.BooleanField(
+        default=False,
+        help_text="enroll even when an existing voice would already match this one "
+        "(VOICEPRINT_LOOKALIKE_POLICY=refuse)",
+    )
+
+
+class VoiceSampleAddInputSerializer(AudioInputMixin):
+    force = serializers.BooleanField(
+        default=False,
+        help_text="add the sample even when it does not match the voice (else 40900)",
+    )
 
 
 class VoiceIdentifyInputSerializer(AudioInputMixin):

@@ -19,8 +19,10 @@ from voiceprint.api.serializers import (
     VoiceIdentifyInputSerializer,
     VoiceIdentifyOutputSerializer,
     VoiceOutputSerializer,
+    VoiceSampleAddInputSerializer,
     VoiceUpdateInputSerializer,
     VoiceVerifyOutputSerializer,
+    similar_voices_data,
 )
 from voiceprint.audio_input import AUDIO_PARSERS, read_audio_request, require_audio
 
@@ -30,6 +32,14 @@ AUDIO_REQUEST_PARSERS = [*BODY_PARSERS, *AUDIO_PARSERS]
 def voice_reply(request: Request, voice_id: str):
     voice = selectors.voice_get(request.user.tenant, voice_id=voice_id)
     return ok(VoiceOutputSerializer(voice, context={"request": request}).data)
+
+
+def enrollment_reply(request: Request, voice_id: str):
+    """The voice object, and the existing voices it could be confused with."""
+    voice = selectors.voice_get(request.user.tenant, voice_id=voice_id)
+    data = VoiceOutputSerializer(voice, context={"request": request}).data
+    data["similar_voices"] = similar_voices_data(services.voice_similar_voices(voice))
+    return ok(data)
 
 
 class VoiceCreateView(VoiceprintAPIView):
@@ -49,8 +59,9 @@ class VoiceCreateView(VoiceprintAPIView):
             role=role,
             threshold=params.get("threshold"),
             name=params.get("voice_name", ""),
+            force=params["force"],
         )
-        return voice_reply(request, voice.voice_id)
+        return enrollment_reply(request, voice.voice_id)
 
 
 class VoiceListView(VoiceprintAPIView):
@@ -109,8 +120,10 @@ class VoiceSampleAddView(VoiceprintAPIView):
     @extend_schema(**schema.ADD_SAMPLE)
     def post(self, request, voice_id: str):
         voice = selectors.voice_get(request.user.tenant, voice_id=voice_id)
-        services.voice_sample_add(voice, audio=require_audio(read_audio_request(request)))
-        return voice_reply(request, voice_id)
+        audio_request = read_audio_request(request)
+        params = validated(VoiceSampleAddInputSerializer, audio_request.params)
+        services.voice_sample_add(voice, audio=require_audio(audio_request), force=params["force"])
+        return enrollment_reply(request, voice_id)
 
 
 class VoiceAudioView(VoiceprintAPIView):

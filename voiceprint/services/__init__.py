@@ -1,7 +1,8 @@
 """Writes and decisions of the voiceprint app, one job a module:
 
-- `enrollment`: voices from recordings, samples, settings and device bindings (with the
-  per-device capacity), centroids, re-embedding, deletion;
+- `enrollment`: voices from recordings, samples (quality gates, contamination, agreement),
+  look-alikes, settings and device bindings (with the per-device capacity), centroids,
+  re-embedding, deletion;
 - `recognition`: audio to embedding, and the 1:1 / 1:N decisions (by voiceprint.decision);
 - `storage`: enrollment audio encoded as WAV, stored, opened and deleted;
 - `calibration`: a tenant's operating point, fitted on its labelled audio.
@@ -17,11 +18,14 @@ from voiceprint.services.calibration import (
 from voiceprint.services.enrollment import (
     UNCHANGED,
     device_capacity_check,
+    similar_voices,
     voice_centroid_refresh,
     voice_create,
     voice_delete,
     voice_reembed,
     voice_sample_add,
+    voice_sample_delete,
+    voice_similar_voices,
     voice_update,
 )
 from voiceprint.services.recognition import (
@@ -54,6 +58,7 @@ __all__ = [
     "elapsed_ms",
     "operating_point_delete",
     "operating_point_fit",
+    "similar_voices",
     "voice_centroid_refresh",
     "voice_centroids",
     "voice_create",
@@ -62,6 +67,8 @@ __all__ = [
     "voice_identify",
     "voice_reembed",
     "voice_sample_add",
+    "voice_sample_delete",
+    "voice_similar_voices",
     "voice_update",
     "voice_verify",
     "voices_score",

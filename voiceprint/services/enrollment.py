@@ -1,5 +1,6 @@
-"""Enrollment: a voice made from a recording, its samples, its settings and device
-bindings (with the per-device capacity), its centroid, re-embedding, and deletion."""
+"""Enrollment: a voice made from a recording, its samples (quality gates, contamination
+check, agreement), look-alikes among existing voices, its settings and device bindings (with
+the per-device capacity), its centroid, re-embedding, and deletion."""
 
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ from django.conf import settings
 from django.db import transaction
 
 import engine
-from core.exceptions import conflict
+from core.exceptions import conflict, not_found
 from devices.models import Device
+from engine.quality import SNR_CAP_DB
 from roles.models import Role
 from roles.selectors import role_get_default
 from tenancy.models import Tenant
+from voiceprint.decision import VoiceScore
 from voiceprint.embedding import compute_embedding
-from voiceprint.models import DEFAULT_STORE, Voice, VoiceBinding, VoiceSample
-from voiceprint.services.recognition import audio_embed, voice_engine_check
+from voiceprint.guidance import quality_gate, voice_label
+from voiceprint.models import DEFAULT_STORE, SampleKind, Voice, VoiceBinding, VoiceSample
+from voiceprint.selectors import voice_list_lookalike_candidates, voice_list_nearest
+from voiceprint.services.recognition import audio_embed, voice_engine_check, voices_score
 from voiceprint.services.storage import audio_delete, audio_open, audio_store
 from voiceprint.thresholds import default_similarity_threshold
 
@@ -36,13 +41,22 @@ def voice_create(
     store: str = DEFAULT_STORE,
     labels: dict | None = None,
     engine_name: str | None = None,
+    force: bool = False,
 ) -> Voice:
     """Create a voice from one recording and bind it to `devices` and `role` (the
-    tenant's default role when None)."""
+    tenant's default role when None).
+
+    Refused (40003) when the recording fails the quality gates, and (40900) when
+    VOICEPRINT_LOOKALIKE_POLICY is "refuse" and an existing voice on these devices or in
+    this store would already match it, unless `force`.
+    """
     devices = list(devices)
     device_capacity_check(devices)  # cheap refusal before the expensive embedding
     embedded = audio_embed(audio=audio, engine_name=engine_name)
     result = embedded.embedding
+    quality_gate(result.quality)
+    if not force and settings.VOICEPRINT_LOOKALIKE_POLICY == "refuse":
+        _lookalike_check(tenant, result, devices=devices, store=store)
     with audio_store(tenant, wav=embedded.wav) as audio_name, transaction.atomic():
         _lock_and_check_capacity(devices)
         voice = Voice.objects.create(
@@ -63,10 +77,18 @@ def voice_create(
     return voice
 
 
-def voice_sample_add(voice: Voice, *, audio: bytes) -> Voice:
-    """Add a recording; the voiceprint becomes the normalised mean of all samples."""
+def voice_sample_add(voice: Voice, *, audio: bytes, force: bool = False) -> Voice:
+    """Add a recording; the voiceprint becomes the normalised mean of all samples.
+
+    Refused (40003) when the recording fails the quality gates, and (40900) when it does
+    not match the voice (below its decision point: someone else's voice would make two
+    people share one voiceprint), unless `force`.
+    """
     embedded = audio_embed(audio=audio)
     voice_engine_check(voice, engine_name=embedded.embedding.model)
+    quality_gate(embedded.embedding.quality)
+    if not force:
+        _contamination_check(voice, embedded.embedding)
     with audio_store(voice.tenant, wav=embedded.wav) as audio_name, transaction.atomic():
         voice = Voice.objects.select_for_update().get(pk=voice.pk)
         voice_engine_check(voice, engine_name=embedded.embedding.model)
@@ -75,7 +97,13 @@ def voice_sample_add(voice: Voice, *, audio: bytes) -> Voice:
     return voice
 
 
-def _sample_create(voice: Voice, result: engine.EmbeddingResult, audio_name: str) -> VoiceSample:
+def _sample_create(
+    voice: Voice,
+    result: engine.EmbeddingResult,
+    audio_name: str,
+    *,
+    kind: SampleKind = SampleKind.ENROLLMENT,
+) -> VoiceSample:
     return VoiceSample.objects.create(
         voice=voice,
         audio=audio_name,
@@ -83,15 +111,114 @@ def _sample_create(voice: Voice, result: engine.EmbeddingResult, audio_name: str
         embedding=result.vector,
         duration_seconds=result.duration_seconds,
         speech_seconds=result.speech_seconds,
+        snr_db=result.quality.snr_db,
+        clipping=result.quality.clipping,
+        kind=kind,
     )
 
 
+def _contamination_check(voice: Voice, sample: engine.EmbeddingResult) -> None:
+    """Refuse (40900) a sample that the voice itself would not match."""
+    score = voices_score(voice.tenant, [voice], probe=sample)[0]
+    if not score.passes:
+        raise conflict(
+            f"sample does not match voice {voice.voice_id} (score {score.cosine:.3f}; the "
+            f"voice needs {score.threshold:g}): if it is the same speaker, send force=true"
+        )
+
+
 def voice_centroid_refresh(voice: Voice) -> None:
-    """The voiceprint becomes the L2-normalised mean of its samples' embeddings."""
-    embeddings = [np.asarray(e) for e in voice.samples.values_list("embedding", flat=True)]
-    mean = np.mean(np.stack(embeddings), axis=0)
-    voice.centroid = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+    """The voiceprint becomes the L2-normalised mean of its samples' embeddings; each
+    sample's agreement becomes its cosine to the mean of the others."""
+    samples = list(voice.samples.only("pk", "embedding"))
+    vectors = np.stack([np.asarray(s.embedding, dtype=np.float32) for s in samples])
+    total = vectors.sum(axis=0)
+    for sample, vector in zip(samples, vectors, strict=True):
+        sample.agreement = float(vector @ _unit(total - vector)) if len(samples) > 1 else None
+    VoiceSample.objects.bulk_update(samples, ["agreement"])
+    voice.centroid = _unit(total)
     voice.save(update_fields=["centroid", "updated_at"])
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
+
+
+def voice_sample_delete(voice: Voice, *, sample_id: int) -> None:
+    """Remove one sample (an outlier, an adaptation sample) and its audio; the centroid is
+    recomputed. A voice keeps at least one enrollment sample (40900)."""
+    with transaction.atomic():
+        voice = Voice.objects.select_for_update().get(pk=voice.pk)
+        sample = voice.samples.filter(pk=sample_id).first()
+        if sample is None:
+            raise not_found("sample")
+        enrollment = voice.samples.filter(kind=SampleKind.ENROLLMENT)
+        if sample.kind == SampleKind.ENROLLMENT and enrollment.count() == 1:
+            raise conflict(
+                f"sample {sample_id} is the only enrollment sample of voice {voice.voice_id}; "
+                f"delete the voice instead"
+            )
+        name = sample.audio.name
+        sample.delete()
+        voice_centroid_refresh(voice)
+        transaction.on_commit(lambda: audio_delete([name]))
+
+
+# --- look-alikes --------------------------------------------------------------------------
+
+#: Existing voices reported in `similar_voices`.
+SIMILAR_VOICES = 3
+
+
+def similar_voices(
+    tenant: Tenant,
+    probe: engine.EmbeddingResult,
+    *,
+    devices: Iterable[Device],
+    store: str,
+    exclude: Voice | None = None,
+) -> list[VoiceScore]:
+    """The existing voices closest to `probe` (a new recording, or a voice's centroid) on
+    `devices` or in `store`, scored by the decision rule (`passes`: that voice would
+    already match it), most similar first."""
+    candidates = voice_list_lookalike_candidates(
+        tenant, devices=devices, store=store, exclude=exclude
+    )
+    nearest = voice_list_nearest(
+        candidates, vector=probe.vector, engine_name=probe.model, top_k=SIMILAR_VOICES
+    )
+    scored = voices_score(tenant, nearest, probe=probe)
+    return sorted(scored, key=lambda score: score.cosine, reverse=True)
+
+
+def voice_similar_voices(voice: Voice) -> list[VoiceScore]:
+    """`similar_voices` of an enrolled voice: its centroid against the others on its
+    devices and in its store, as a long clean recording of its enrolled speech."""
+    speech = sum(voice.samples.values_list("speech_seconds", flat=True))
+    probe = engine.EmbeddingResult(
+        vector=np.asarray(voice.centroid, dtype=np.float32),
+        model=voice.engine_name,
+        dim=voice.dim,
+        speech_seconds=speech,
+        duration_seconds=speech,
+        quality=engine.ProbeQuality(speech_seconds=speech, snr_db=SNR_CAP_DB, clipping=0.0),
+    )
+    return similar_voices(
+        voice.tenant, probe, devices=voice.devices.all(), store=voice.store, exclude=voice
+    )
+
+
+def _lookalike_check(
+    tenant: Tenant, probe: engine.EmbeddingResult, *, devices: list[Device], store: str
+) -> None:
+    """Refuse (40900) a new voice that an existing one would already match."""
+    for score in similar_voices(tenant, probe, devices=devices, store=store):
+        if score.passes:
+            other = score.voice
+            raise conflict(
+                f"already enrolled as voice {voice_label(other.voice_id, other.name)} (score "
+                f"{score.cosine:.3f}): send force=true to enroll a second voice anyway"
+            )
 
 
 def voice_reembed(voice: Voice, *, engine_name: str) -> bool:

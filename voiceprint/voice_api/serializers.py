@@ -8,7 +8,11 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 import engine
-from voiceprint.api.serializers import ProbeQualityOutputSerializer
+from voiceprint.api.serializers import (
+    EnrollmentOutputSerializer,
+    ProbeQualityOutputSerializer,
+    SimilarVoiceOutputSerializer,
+)
 from voiceprint.audio_input import no_audio
 from voiceprint.decision import OUTCOMES
 
@@ -96,6 +100,11 @@ class VoiceRegisterInputSerializer(serializers.Serializer):
     name = StrictStringField(max_length=128)
     labels = serializers.DictField(child=StrictStringField(max_length=256), required=False)
     store = serializers.RegexField(r"^[\w.\-]{1,64}$", required=False)
+    force = serializers.BooleanField(
+        default=False,
+        help_text="register even when an existing voice of the store would already match "
+        "(VOICEPRINT_LOOKALIKE_POLICY=refuse)",
+    )
 
     def validate_labels(self, labels: dict) -> dict:
         if len(labels) > MAX_LABELS:
@@ -115,6 +124,8 @@ class VoiceRegisterOutputSerializer(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()
     registered_at = serializers.DateTimeField()
+    enrollment = EnrollmentOutputSerializer()
+    similar_voices = SimilarVoiceOutputSerializer(many=True)
 
 
 class StoreIdentifyInputSerializer(serializers.Serializer):

@@ -8,10 +8,11 @@ from rest_framework.response import Response
 from core.envelope import VoiceAPIView
 from core.fields import validated
 from core.input_guard import JSONParser
+from voiceprint.api.serializers import similar_voices_data
 from voiceprint.audio_input import audio_from_reference
 from voiceprint.models import DEFAULT_STORE
-from voiceprint.selectors import voice_get
-from voiceprint.services import audio_embed, voice_create, voice_delete
+from voiceprint.selectors import voice_enrollment, voice_get
+from voiceprint.services import audio_embed, voice_create, voice_delete, voice_similar_voices
 from voiceprint.voice_api import schema, services
 from voiceprint.voice_api import serializers as s
 
@@ -45,8 +46,16 @@ class VoiceRegisterView(JsonVoiceView):
             labels=params.get("labels"),
             store=params.get("store", DEFAULT_STORE),
             engine_name=params.get("model"),
+            force=params["force"],
         )
-        reply = {"id": voice.voice_id, "name": voice.name, "registered_at": voice.created_at}
+        voice = voice_get(request.user.tenant, voice_id=voice.voice_id)  # with its samples
+        reply = {
+            "id": voice.voice_id,
+            "name": voice.name,
+            "registered_at": voice.created_at,
+            "enrollment": voice_enrollment(voice).as_dict(),
+            "similar_voices": similar_voices_data(voice_similar_voices(voice)),
+        }
         return Response(s.VoiceRegisterOutputSerializer(reply).data)
 
 
