@@ -35,10 +35,13 @@ def voice_reply(request: Request, voice_id: str):
 
 
 def enrollment_reply(request: Request, voice_id: str):
-    """The voice object, and the existing voices it could be confused with."""
+    """The voice object, and the existing voices it could be confused with (named among
+    the enrollment issues when they are look-alikes)."""
     voice = selectors.voice_get(request.user.tenant, voice_id=voice_id)
+    report = services.voice_enrollment_report(voice)
     data = VoiceOutputSerializer(voice, context={"request": request}).data
-    data["similar_voices"] = similar_voices_data(services.voice_similar_voices(voice))
+    data["enrollment"] = report.summary.as_dict()
+    data["similar_voices"] = similar_voices_data(report.similar)
     return ok(data)
 
 

@@ -5,6 +5,7 @@ the per-device capacity), its centroid, re-embedding, and deletion."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 import numpy as np
 from django.conf import settings
@@ -19,9 +20,13 @@ from roles.selectors import role_get_default
 from tenancy.models import Tenant
 from voiceprint.decision import VoiceScore
 from voiceprint.embedding import compute_embedding
-from voiceprint.guidance import quality_gate, voice_label
+from voiceprint.guidance import EnrollmentSummary, lookalike_issue, quality_gate, voice_label
 from voiceprint.models import DEFAULT_STORE, SampleKind, Voice, VoiceBinding, VoiceSample
-from voiceprint.selectors import voice_list_lookalike_candidates, voice_list_nearest
+from voiceprint.selectors import (
+    voice_enrollment,
+    voice_list_lookalike_candidates,
+    voice_list_nearest,
+)
 from voiceprint.services.recognition import audio_embed, voice_engine_check, voices_score
 from voiceprint.services.storage import audio_delete, audio_open, audio_store
 from voiceprint.thresholds import default_similarity_threshold
@@ -205,6 +210,28 @@ def voice_similar_voices(voice: Voice) -> list[VoiceScore]:
     )
     return similar_voices(
         voice.tenant, probe, devices=voice.devices.all(), store=voice.store, exclude=voice
+    )
+
+
+@dataclass(frozen=True)
+class EnrollmentReport:
+    """What an enrollment reply tells: the voice's progress and issues (look-alikes among
+    them), and the existing voices most similar to it."""
+
+    summary: EnrollmentSummary
+    similar: list[VoiceScore]
+
+
+def voice_enrollment_report(voice: Voice) -> EnrollmentReport:
+    similar = voice_similar_voices(voice)
+    summary = voice_enrollment(voice)
+    lookalikes = [
+        lookalike_issue(voice_id=s.voice.voice_id, name=s.voice.name, score=s.cosine)
+        for s in similar
+        if s.passes
+    ]
+    return EnrollmentReport(
+        summary=replace(summary, issues=[*summary.issues, *lookalikes]), similar=similar
     )
 
 
