@@ -103,6 +103,16 @@ class VoiceOutputSerializer(serializers.ModelSerializer):
         ]
 
 
+class VoiceEnrollmentOutputSerializer(VoiceOutputSerializer):
+    """The reply of an enrollment (voices/create, voices/{id}/samples): the voice object and
+    the existing voices most similar to it. Describes the reply (views build it)."""
+
+    similar_voices = SimilarVoiceOutputSerializer(many=True, read_only=True)
+
+    class Meta(VoiceOutputSerializer.Meta):
+        fields = [*VoiceOutputSerializer.Meta.fields, "similar_voices"]
+
+
 class AudioInputMixin(serializers.Serializer):
     """Documents the JSON audio fields; the audio itself is read by voiceprint.audio_input."""
 
