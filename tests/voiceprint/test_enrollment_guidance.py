@@ -235,3 +235,35 @@ def test_voice_api_register_reports_enrollment_and_refuses_lookalikes(api, speec
 
     too_noisy = register(with_white_noise(speech.enroll("leijun", 1), 0.0))
     assert too_noisy.status_code == 422 and "too noisy" in too_noisy.json()["error"]["message"]
+
+
+# --------------------------------------------------------------------------- samples
+
+
+def test_samples_list_their_quality_and_agreement_and_an_outlier_can_go(api, speech, kitchen):
+    voice_id = enroll(api, speech.enroll("fangjun", 1), kitchen)["voice_id"]
+    add_sample(api, voice_id, speech.enroll("fangjun", 2))
+    add_sample(api, voice_id, speech.enroll("leijun", 1), force="true")
+    samples = envelope(api.get(VP + f"voices/{voice_id}/samples"))
+    assert [s["sample"] for s in samples] == [0, 1, 2]
+    assert {s["kind"] for s in samples} == {"enrollment"}
+    assert all(s["speech_seconds"] > 1.5 and s["snr_db"] > 8 for s in samples)
+    outlier = min(samples, key=lambda s: s["agreement"])
+    assert outlier["sample"] == 2 and outlier["agreement"] < 0.75
+    before = Voice.objects.get(voice_id=voice_id).centroid
+
+    voice = envelope(api.delete(VP + f"voices/{voice_id}/samples/2"))
+    assert voice["sample_count"] == 2
+    assert not any("does not agree" in i for i in voice["enrollment"]["issues"])
+    after = Voice.objects.get(voice_id=voice_id).centroid
+    assert not np.allclose(before, after)
+    remaining = envelope(api.get(VP + f"voices/{voice_id}/samples"))
+    assert all(s["agreement"] > 0.75 for s in remaining)
+
+    envelope(api.delete(VP + f"voices/{voice_id}/samples/5"), 40400)
+    envelope(api.delete(VP + f"voices/{voice_id}/samples/x"), 40400)
+    envelope(api.delete(VP + f"voices/{voice_id}/samples/1"))
+    response = api.delete(VP + f"voices/{voice_id}/samples/0")
+    envelope(response, 40900)
+    assert "only enrollment sample" in response.json()["msg"]
+    assert get_voice(api, voice_id)["sample_count"] == 1

@@ -33,6 +33,7 @@ from voiceprint.api.serializers import (
     VoiceIdentifyOutputSerializer,
     VoiceOutputSerializer,
     VoiceSampleAddInputSerializer,
+    VoiceSampleListItemSerializer,
     VoiceUpdateInputSerializer,
     VoiceVerifyOutputSerializer,
 )
@@ -385,6 +386,55 @@ AUDIO = {
     },
     "examples": [
         envelope_error(ErrorCode.NOT_FOUND, "sample not found", "Sample not found"),
+        VOICE_NOT_FOUND,
+        *COMMON_ERRORS,
+    ],
+}
+
+SAMPLE = {
+    "sample": 0,
+    "kind": "enrollment",
+    "duration_seconds": 5.1,
+    "speech_seconds": 4.2,
+    "snr_db": 31.5,
+    "clipping": 0.0,
+    "agreement": 0.86,
+    "created_at": "2025-01-01T12:00:00Z",
+}
+LIST_SAMPLES = {
+    "operation_id": "voices_samples_list",
+    "summary": "List a voice's samples with their quality and agreement",
+    "description": (
+        "In `sample` index order (that of voices/{id}/audio). `agreement`: the cosine of the "
+        "sample to the mean of the voice's other samples; below the voice's threshold, it may "
+        "be someone else's. `kind`: enrollment, or adaptation (added from a confident match)."
+    ),
+    "tags": VOICES,
+    "responses": enveloped(VoiceSampleListItemSerializer(many=True)),
+    "examples": [
+        envelope_example("Samples", [SAMPLE, {**SAMPLE, "sample": 1, "agreement": 0.41}]),
+        VOICE_NOT_FOUND,
+        *COMMON_ERRORS,
+    ],
+}
+DELETE_SAMPLE = {
+    "operation_id": "voices_samples_delete",
+    "summary": "Remove a sample (an outlier, an adaptation sample)",
+    "description": (
+        "Removes the sample at this index (later samples move down one) and its audio; the "
+        "voiceprint is recomputed. Returns the voice object. A voice keeps at least one "
+        "enrollment sample (40900: delete the voice instead)."
+    ),
+    "tags": VOICES,
+    "responses": enveloped(VoiceOutputSerializer),
+    "examples": [
+        envelope_example("Removed", VOICE),
+        envelope_error(ErrorCode.NOT_FOUND, "sample not found", "Sample not found"),
+        envelope_error(
+            ErrorCode.CONFLICT,
+            f"that is the only enrollment sample of voice {VOICE_ID}; delete the voice instead",
+            "Last enrollment sample",
+        ),
         VOICE_NOT_FOUND,
         *COMMON_ERRORS,
     ],

@@ -160,8 +160,8 @@ def voice_sample_delete(voice: Voice, *, sample_id: int) -> None:
         enrollment = voice.samples.filter(kind=SampleKind.ENROLLMENT)
         if sample.kind == SampleKind.ENROLLMENT and enrollment.count() == 1:
             raise conflict(
-                f"sample {sample_id} is the only enrollment sample of voice {voice.voice_id}; "
-                f"delete the voice instead"
+                f"that is the only enrollment sample of voice {voice.voice_id}; delete the "
+                f"voice instead"
             )
         name = sample.audio.name
         sample.delete()
