@@ -177,7 +177,7 @@ def known(api, audio_urls) -> Known:
     return Known(device_id=DEVICE_ID, role_id=role_id, voice_id=voice["voice_id"])
 
 
-def _first_seconds(name: str, folder, seconds: float = 2.5) -> bytes:
+def _first_seconds(name: str, folder, seconds: float = 4.0) -> bytes:
     """The start of a recording, as WAV: enough speech to embed, short to embed quickly."""
     samples, rate = soundfile.read(folder / name, dtype="int16")
     buffer = io.BytesIO()
