@@ -220,6 +220,13 @@ ROWS = [
         lambda c, ids, a: _raw(c, f"voices/{ids['voice']}/samples", a["enroll"]),
         takes_id=True,
     ),
+    Row("voices/<str:voice_id>/samples", "get", _voice("get", "/samples"), takes_id=True),
+    Row(
+        "voices/<str:voice_id>/samples/<str:index>",
+        "delete",
+        _voice("delete", "/samples/0"),
+        takes_id=True,
+    ),
     Row("voices/<str:voice_id>/audio", "get", _voice("get", "/audio"), takes_id=True),
     Row(
         "voices/<str:voice_id>/verify",

@@ -28,7 +28,7 @@ from engine.evaluation import speaker_label
 from tenancy.scoping import owned
 from voiceprint import selectors, services
 from voiceprint.decision import OUTCOMES
-from voiceprint.guidance import EnrollmentSummary, lookalike_issue
+from voiceprint.guidance import EnrollmentSummary
 from voiceprint.models import OperatingPoint, Voice, VoiceSample
 
 
@@ -334,8 +334,9 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk is not None:
-            context["enrollment"] = selectors.voice_enrollment(obj)
-            context["similar_voices"] = _similar_voices(obj)
+            report = enrollment_report(obj)
+            context["enrollment"] = report.summary
+            context["similar_voices"] = report.similar
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def add_view(self, request, form_url="", extra_context=None):
@@ -360,12 +361,7 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                     form.add_error(None, f"The voice could not be enrolled: {describe(exc)}")
                 else:
                     self.log_addition(request, voice, [{"added": {}}])
-                    self.message_user(
-                        request,
-                        f"Enrolled voice “{voice}”. {progress_message(voice)}",
-                        messages.SUCCESS,
-                    )
-                    self._warn_lookalikes(request, voice)
+                    self._report_progress(request, voice, f"Enrolled voice “{voice}”.")
                     return HttpResponseRedirect(
                         reverse("admin:voiceprint_voice_change", args=[voice.pk])
                     )
@@ -399,11 +395,10 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                 form.add_error(None, f"The sample could not be added: {describe(exc)}")
             else:
                 self.log_change(request, voice, [{"added": {"object": "enrollment sample"}}])
-                self.message_user(
+                self._report_progress(
                     request,
-                    "Added the sample; the voiceprint is now the mean of all samples. "
-                    + progress_message(voice),
-                    messages.SUCCESS,
+                    voice,
+                    "Added the sample; the voiceprint is now the mean of all samples.",
                 )
                 return HttpResponseRedirect(
                     reverse("admin:voiceprint_voice_change", args=[voice.pk])
@@ -427,7 +422,8 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         voice = sample.voice
         if not self.has_change_permission(request, voice):
             raise PermissionDenied
-        number = list(voice.samples.values_list("pk", flat=True)).index(sample.pk)
+        samples = selectors.voice_sample_list(voice).values_list("pk", flat=True)
+        number = list(samples).index(sample.pk)  # as the API's `sample` index counts
         try:
             services.voice_sample_delete(voice, sample_id=sample.pk)
         except SERVICE_ERRORS as exc:
@@ -436,11 +432,11 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             )
         else:
             self.log_change(request, voice, [{"deleted": {"object": f"sample #{number}"}}])
-            self.message_user(
+            self._report_progress(
                 request,
+                voice,
                 f"Removed sample #{number} ({sample.speech_seconds:.1f} s of speech); the "
-                f"voiceprint is now the mean of the remaining samples. {progress_message(voice)}",
-                messages.SUCCESS,
+                "voiceprint is now the mean of the remaining samples.",
             )
         return HttpResponseRedirect(reverse("admin:voiceprint_voice_change", args=[voice.pk]))
 
@@ -478,27 +474,18 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             raise Http404("no such sample")
         return sample
 
-    def _warn_lookalikes(self, request, voice: Voice) -> None:
-        for score in _similar_voices(voice):
-            if score.passes:
-                other = score.voice
-                issue = lookalike_issue(
-                    voice_id=other.voice_id, name=other.name, score=score.cosine
-                )
-                self.message_user(request, f"“{voice}” {issue}.", messages.WARNING)
+    def _report_progress(self, request, voice: Voice, done: str) -> None:
+        """`done`, then the voice's enrollment progress and issues; a warning when one of
+        them is a look-alike (identify may confuse the two voices)."""
+        report = enrollment_report(voice)
+        level = messages.WARNING if any(s.passes for s in report.similar) else messages.SUCCESS
+        self.message_user(request, f"{done} {progress_message(report.summary)}", level)
 
     def sample_audio_view(self, request, sample_id):
         """The stored enrollment audio of a sample the user may see, as WAV."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        sample = (
-            VoiceSample.objects.filter(voice__in=self.get_queryset(request))
-            .select_related("voice")
-            .filter(pk=sample_id)
-            .first()
-        )
-        if sample is None:
-            raise Http404("no such sample")
+        sample = self._visible_sample(request, sample_id)
         try:
             audio = services.audio_open(sample.audio.name)
         except (FileNotFoundError, OSError) as exc:
@@ -515,10 +502,9 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         return audio_form_page(self, request, form, **context)
 
 
-def progress_message(voice: Voice) -> str:
-    """The voice's enrollment progress in words: "Enrolled 3.7 s of 12 s of speech (31%):
-    add 9 s more speech"."""
-    summary: EnrollmentSummary = selectors.voice_enrollment(voice)
+def progress_message(summary: EnrollmentSummary) -> str:
+    """An enrollment's progress in words: "Enrolled 3.7 s of 12 s of speech (31%): add
+    9 s more speech."."""
     text = (
         f"Enrolled {summary.speech_seconds:.1f} s of {summary.target_speech_seconds:g} s of "
         f"speech ({summary.progress:.0%})"
@@ -526,18 +512,18 @@ def progress_message(voice: Voice) -> str:
     return f"{text}: {'; '.join(summary.issues)}." if summary.issues else f"{text}."
 
 
-def _similar_voices(voice: Voice) -> list:
-    """The voices `voice` could be confused with (none while it has no voiceprint, or when
-    they cannot be scored, e.g. after an engine change)."""
-    if voice.centroid is None:
-        return []
-    try:
-        return services.voice_similar_voices(voice)
-    except SERVICE_ERRORS:
-        return []
+def enrollment_report(voice: Voice) -> services.EnrollmentReport:
+    """The voice's progress, issues and similar voices; without the similar voices while
+    it has no voiceprint or they cannot be scored (e.g. after an engine change)."""
+    if voice.centroid is not None:
+        try:
+            return services.voice_enrollment_report(voice)
+        except SERVICE_ERRORS:
+            pass
+    return services.EnrollmentReport(summary=selectors.voice_enrollment(voice), similar=[])
 
 
-#: Heat-map of a household, and the outcome chart: what the bars stack, bottom to top.
+#: What the bars of a household's outcome chart stack, bottom to top.
 OUTCOME_KEYS = ("match", "uncertain", "no_match")
 #: How far back the outcome chart looks, and each bar's width, per bucket.
 OUTCOME_WINDOWS = {"day": (7, 64), "hour": (2, 14)}

@@ -15,6 +15,7 @@ from django.db.models.functions import Cast, Trunc
 from django.utils import timezone
 from pgvector.django import CosineDistance, VectorField
 
+from core.exceptions import not_found
 from devices.models import Device
 from tenancy.models import Tenant
 from tenancy.scoping import get_owned, owned
@@ -67,6 +68,20 @@ def voice_list_bound(tenant: Tenant, *, device: Device) -> QuerySet[Voice]:
         .prefetch_related(Prefetch("samples", queryset=VoiceSample.objects.defer("embedding")))
         .order_by("name", "pk")
     )
+
+
+def voice_sample_list(voice: Voice) -> QuerySet[VoiceSample]:
+    """The voice's samples in the order their `sample` index counts (the API's index)."""
+    return voice.samples.defer("embedding").order_by("created_at", "pk")
+
+
+def voice_sample_get(voice: Voice, *, index: str) -> VoiceSample:
+    """The sample at `index` (a decimal string, as the API's path or query gives it); 40400
+    for anything else or past the last one."""
+    samples = list(voice_sample_list(voice))
+    if not (index.isascii() and index.isdigit()) or int(index) >= len(samples):
+        raise not_found("sample")
+    return samples[int(index)]
 
 
 def voice_enrollment(voice: Voice) -> EnrollmentSummary:

@@ -14,9 +14,16 @@ from core.exceptions import ErrorCode
 from core.schema import BUSINESS_CODES
 
 AUDIO_OPERATIONS = {
-    "voices_create": {"X-Device-ID", "X-Role-ID", "X-Threshold", "X-Voice-Name", "X-Audio-URL"},
+    "voices_create": {
+        "X-Device-ID",
+        "X-Role-ID",
+        "X-Threshold",
+        "X-Voice-Name",
+        "X-Audio-URL",
+        "X-Force",
+    },
     "voices_identify": {"X-Device-ID", "X-Agent-ID", "X-Top-K", "X-Audio-URL"},
-    "voices_samples_add": {"X-Audio-URL"},
+    "voices_samples_add": {"X-Audio-URL", "X-Force"},
     "voices_verify": {"X-Audio-URL"},
     "features_extract": {"X-Audio-URL"},
 }

@@ -28,9 +28,12 @@ from voiceprint.api.serializers import (
     AudioInputMixin,
     FeatureExtractOutputSerializer,
     VoiceCreateInputSerializer,
+    VoiceEnrollmentOutputSerializer,
     VoiceIdentifyInputSerializer,
     VoiceIdentifyOutputSerializer,
     VoiceOutputSerializer,
+    VoiceSampleAddInputSerializer,
+    VoiceSampleListItemSerializer,
     VoiceUpdateInputSerializer,
     VoiceVerifyOutputSerializer,
 )
@@ -52,6 +55,13 @@ class FileInputMixin(serializers.Serializer):
 
 class AudioFormInputSerializer(FileInputMixin):
     """multipart/form-data body of the endpoints whose only parameter is the audio."""
+
+
+class VoiceSampleAddFormInputSerializer(FileInputMixin, VoiceSampleAddInputSerializer):
+    """multipart/form-data body of voices/{id}/samples: the file and `force`."""
+
+    audio_url = None
+    audio_base64 = None
 
 
 class VoiceCreateFormInputSerializer(FileInputMixin, VoiceCreateInputSerializer):
@@ -85,6 +95,7 @@ X_VOICE_NAME = _header("X-Voice-Name", str, f"`voice_name`. {_RAW_ONLY}")
 X_AGENT_ID = _header("X-Agent-ID", str, f"`agent_id`. {_RAW_ONLY}")
 X_TOP_K = _header("X-Top-K", int, f"`top_k` (default 3). {_RAW_ONLY}")
 X_AUDIO_URL = _header("X-Audio-URL", str, f"`audio_url`: fetched instead of the body. {_RAW_ONLY}")
+X_FORCE = _header("X-Force", bool, f"`force` (true/false). {_RAW_ONLY}")
 
 AUDIO_FORMS = """
 
@@ -186,10 +197,27 @@ VOICE = {
     "dev_bind": [{"device_id": DEVICE_ID, "device_name": "living-room speaker"}],
     "model": "eres2net",
     "sample_count": 1,
+    "enrollment": {
+        "speech_seconds": 4.2,
+        "target_speech_seconds": 12.0,
+        "progress": 0.35,
+        "issues": ["add 8 s more speech"],
+    },
     "created_at": "2025-01-01T12:00:00Z",
     "updated_at": "2025-01-01T12:00:00Z",
 }
-
+ENROLLED = {
+    **VOICE,
+    "similar_voices": [
+        {"voice_id": "3b1f", "voice_name": "father", "score": 0.41, "lookalike": False}
+    ],
+}
+ENROLLMENT_NOTE = (
+    " The reply also carries `similar_voices`: the existing voices closest to this one on "
+    "its devices and in its store, most similar first (`lookalike`: that voice would already "
+    "match it; the enrollment `issues` then name it). A recording too short, too noisy or too "
+    'clipped to help is refused with 40003 (README, "Enrollment").'
+)
 #: The `quality` of a probe in the recognition replies' examples, and what it is.
 QUALITY = {"speech_seconds": 2.37, "snr_db": 18.4, "clipping": 0.0}
 QUALITY_NOTE = " `quality`: the probe's seconds of speech, estimated SNR (dB), clipped share."
@@ -225,16 +253,24 @@ CREATE = audio_operation(
     summary="Enroll a voice",
     description=(
         "`device_id` must exist; `role_id` defaults to the tenant's default role, "
-        "`threshold` (similarity, 0-1) to the engine's. Returns the voice object."
+        "`threshold` (similarity, 0-1) to the engine's. Returns the voice object. With "
+        "VOICEPRINT_LOOKALIKE_POLICY=refuse, a voice that an existing one would already match "
+        "is refused with 40900 unless `force`." + ENROLLMENT_NOTE
     ),
     path="voices/create",
     json=VoiceCreateInputSerializer,
     form=VoiceCreateFormInputSerializer,
-    headers=[X_DEVICE_ID, X_ROLE_ID, X_THRESHOLD, X_VOICE_NAME, X_AUDIO_URL],
+    headers=[X_DEVICE_ID, X_ROLE_ID, X_THRESHOLD, X_VOICE_NAME, X_AUDIO_URL, X_FORCE],
     example_params={"device_id": DEVICE_ID, "role_id": ROLE["role_id"], "voice_name": "mother"},
-    responses=enveloped(VoiceOutputSerializer),
+    responses=enveloped(VoiceEnrollmentOutputSerializer),
     examples=[
-        envelope_example("Enrolled", VOICE),
+        envelope_example("Enrolled", ENROLLED),
+        envelope_error(
+            ErrorCode.CONFLICT,
+            'already enrolled as voice 3b1f "father" (score 0.871): send force=true to enroll '
+            "a second voice anyway",
+            "Look-alike refused",
+        ),
         DEVICE_NOT_FOUND,
         envelope_error(
             ErrorCode.CONFLICT,
@@ -313,15 +349,25 @@ DELETE = {
 ADD_SAMPLE = audio_operation(
     operation_id="voices_samples_add",
     summary="Add an enrollment sample",
-    description="The voiceprint becomes the normalised mean of its samples.",
+    description=(
+        "The voiceprint becomes the normalised mean of its samples. A sample that the voice "
+        "would not match (below its decision point) is refused with 40900, so that two people "
+        "never share a voiceprint, unless `force`." + ENROLLMENT_NOTE
+    ),
     path=f"voices/{VOICE_ID}/samples",
-    json=AudioInputSerializer,
-    form=AudioFormInputSerializer,
-    headers=[X_AUDIO_URL],
+    json=VoiceSampleAddInputSerializer,
+    form=VoiceSampleAddFormInputSerializer,
+    headers=[X_AUDIO_URL, X_FORCE],
     example_params={},
-    responses=enveloped(VoiceOutputSerializer),
+    responses=enveloped(VoiceEnrollmentOutputSerializer),
     examples=[
-        envelope_example("Sample added", {**VOICE, "sample_count": 2}),
+        envelope_example("Sample added", {**ENROLLED, "sample_count": 2}),
+        envelope_error(
+            ErrorCode.CONFLICT,
+            f"sample does not match voice {VOICE_ID} (score 0.412; the voice needs 0.75): if "
+            "it is the same speaker, send force=true",
+            "Sample of someone else",
+        ),
         VOICE_NOT_FOUND,
         MODEL_MISMATCH,
     ],
@@ -340,6 +386,55 @@ AUDIO = {
     },
     "examples": [
         envelope_error(ErrorCode.NOT_FOUND, "sample not found", "Sample not found"),
+        VOICE_NOT_FOUND,
+        *COMMON_ERRORS,
+    ],
+}
+
+SAMPLE = {
+    "sample": 0,
+    "kind": "enrollment",
+    "duration_seconds": 5.1,
+    "speech_seconds": 4.2,
+    "snr_db": 31.5,
+    "clipping": 0.0,
+    "agreement": 0.86,
+    "created_at": "2025-01-01T12:00:00Z",
+}
+LIST_SAMPLES = {
+    "operation_id": "voices_samples_list",
+    "summary": "List a voice's samples with their quality and agreement",
+    "description": (
+        "In `sample` index order (that of voices/{id}/audio). `agreement`: the cosine of the "
+        "sample to the mean of the voice's other samples; below the voice's threshold, it may "
+        "be someone else's. `kind`: enrollment, or adaptation (added from a confident match)."
+    ),
+    "tags": VOICES,
+    "responses": enveloped(VoiceSampleListItemSerializer(many=True)),
+    "examples": [
+        envelope_example("Samples", [SAMPLE, {**SAMPLE, "sample": 1, "agreement": 0.41}]),
+        VOICE_NOT_FOUND,
+        *COMMON_ERRORS,
+    ],
+}
+DELETE_SAMPLE = {
+    "operation_id": "voices_samples_delete",
+    "summary": "Remove a sample (an outlier, an adaptation sample)",
+    "description": (
+        "Removes the sample at this index (later samples move down one) and its audio; the "
+        "voiceprint is recomputed. Returns the voice object. A voice keeps at least one "
+        "enrollment sample (40900: delete the voice instead)."
+    ),
+    "tags": VOICES,
+    "responses": enveloped(VoiceOutputSerializer),
+    "examples": [
+        envelope_example("Removed", VOICE),
+        envelope_error(ErrorCode.NOT_FOUND, "sample not found", "Sample not found"),
+        envelope_error(
+            ErrorCode.CONFLICT,
+            f"that is the only enrollment sample of voice {VOICE_ID}; delete the voice instead",
+            "Last enrollment sample",
+        ),
         VOICE_NOT_FOUND,
         *COMMON_ERRORS,
     ],

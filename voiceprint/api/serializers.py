@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from core.fields import TrueFalseStringField
 from voiceprint.decision import OUTCOMES, VoiceScore
-from voiceprint.models import Voice
+from voiceprint.models import Voice, VoiceSample
 from voiceprint.selectors import voice_enrollment
 
 MAX_TOP_K = 50
@@ -101,6 +101,43 @@ class VoiceOutputSerializer(serializers.ModelSerializer):
             {"device_id": device.device_id, "device_name": device.device_name}
             for device in voice.devices.all()
         ]
+
+
+class VoiceSampleOutputSerializer(serializers.ModelSerializer):
+    """One sample of a voice, as GET voices/{id}/samples lists them (with its `sample`
+    index, the one of voices/{id}/audio?sample=)."""
+
+    agreement = serializers.FloatField(
+        allow_null=True,
+        help_text="cosine of the sample's embedding to the mean of the voice's other samples "
+        "(null for a voice's only sample): below the voice's threshold, it may be someone else",
+    )
+
+    class Meta:
+        model = VoiceSample
+        fields = [
+            "kind", "duration_seconds", "speech_seconds", "snr_db", "clipping", "agreement",
+            "created_at",
+        ]  # fmt: skip
+
+
+class VoiceSampleListItemSerializer(VoiceSampleOutputSerializer):
+    """Describes a listed sample (the view adds `sample`)."""
+
+    sample = serializers.IntegerField(help_text="index, as in voices/{id}/audio?sample=")
+
+    class Meta(VoiceSampleOutputSerializer.Meta):
+        fields = ["sample", *VoiceSampleOutputSerializer.Meta.fields]
+
+
+class VoiceEnrollmentOutputSerializer(VoiceOutputSerializer):
+    """The reply of an enrollment (voices/create, voices/{id}/samples): the voice object and
+    the existing voices most similar to it. Describes the reply (views build it)."""
+
+    similar_voices = SimilarVoiceOutputSerializer(many=True, read_only=True)
+
+    class Meta(VoiceOutputSerializer.Meta):
+        fields = [*VoiceOutputSerializer.Meta.fields, "similar_voices"]
 
 
 class AudioInputMixin(serializers.Serializer):

@@ -7,7 +7,6 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 
 from core.envelope import VoiceprintAPIView, ok
-from core.exceptions import not_found
 from core.fields import validated
 from core.input_guard import BODY_PARSERS
 from devices.selectors import device_get
@@ -20,6 +19,7 @@ from voiceprint.api.serializers import (
     VoiceIdentifyOutputSerializer,
     VoiceOutputSerializer,
     VoiceSampleAddInputSerializer,
+    VoiceSampleOutputSerializer,
     VoiceUpdateInputSerializer,
     VoiceVerifyOutputSerializer,
     similar_voices_data,
@@ -35,10 +35,13 @@ def voice_reply(request: Request, voice_id: str):
 
 
 def enrollment_reply(request: Request, voice_id: str):
-    """The voice object, and the existing voices it could be confused with."""
+    """The voice object, and the existing voices it could be confused with (named among
+    the enrollment issues when they are look-alikes)."""
     voice = selectors.voice_get(request.user.tenant, voice_id=voice_id)
+    report = services.voice_enrollment_report(voice)
     data = VoiceOutputSerializer(voice, context={"request": request}).data
-    data["similar_voices"] = similar_voices_data(services.voice_similar_voices(voice))
+    data["enrollment"] = report.summary.as_dict()
+    data["similar_voices"] = similar_voices_data(report.similar)
     return ok(data)
 
 
@@ -114,8 +117,18 @@ class VoiceBindView(VoiceDetailView):
         return super().put(request, voice_id)
 
 
-class VoiceSampleAddView(VoiceprintAPIView):
+class VoiceSamplesView(VoiceprintAPIView):
     parser_classes = AUDIO_REQUEST_PARSERS
+
+    @extend_schema(**schema.LIST_SAMPLES)
+    def get(self, request, voice_id: str):
+        voice = selectors.voice_get(request.user.tenant, voice_id=voice_id)
+        samples = selectors.voice_sample_list(voice)
+        data = [
+            {"sample": index, **VoiceSampleOutputSerializer(sample).data}
+            for index, sample in enumerate(samples)
+        ]
+        return ok(data)
 
     @extend_schema(**schema.ADD_SAMPLE)
     def post(self, request, voice_id: str):
@@ -131,15 +144,21 @@ class VoiceAudioView(VoiceprintAPIView):
     def get(self, request, voice_id: str):
         voice = selectors.voice_get(request.user.tenant, voice_id=voice_id)
         index = request.query_params.get("sample", "0")
-        samples = list(voice.samples.order_by("created_at", "pk").values_list("audio", flat=True))
-        if not (index.isascii() and index.isdigit()) or int(index) >= len(samples):
-            raise not_found("sample")
-        name = samples[int(index)]
+        sample = selectors.voice_sample_get(voice, index=index)
         return FileResponse(
-            services.audio_open(name),
+            services.audio_open(sample.audio.name),
             content_type="audio/wav",
             filename=f"{voice.voice_id}-{index}.wav",
         )
+
+
+class VoiceSampleDetailView(VoiceprintAPIView):
+    @extend_schema(**schema.DELETE_SAMPLE)
+    def delete(self, request, voice_id: str, index: str):
+        voice = selectors.voice_get(request.user.tenant, voice_id=voice_id)
+        sample = selectors.voice_sample_get(voice, index=index)
+        services.voice_sample_delete(voice, sample_id=sample.pk)
+        return voice_reply(request, voice_id)
 
 
 class VoiceVerifyView(VoiceprintAPIView):

@@ -17,11 +17,13 @@ from voiceprint.services.calibration import (
 )
 from voiceprint.services.enrollment import (
     UNCHANGED,
+    EnrollmentReport,
     device_capacity_check,
     similar_voices,
     voice_centroid_refresh,
     voice_create,
     voice_delete,
+    voice_enrollment_report,
     voice_pair_scores,
     voice_reembed,
     voice_sample_add,
@@ -47,6 +49,7 @@ from voiceprint.services.storage import audio_delete, audio_open, audio_store, w
 __all__ = [
     "UNCHANGED",
     "EmbeddedAudio",
+    "EnrollmentReport",
     "OperatingPointFit",
     "VoiceIdentifyResult",
     "VoiceVerifyResult",
@@ -65,6 +68,7 @@ __all__ = [
     "voice_create",
     "voice_delete",
     "voice_engine_check",
+    "voice_enrollment_report",
     "voice_identify",
     "voice_pair_scores",
     "voice_reembed",

@@ -5,6 +5,7 @@ the per-device capacity), its centroid, re-embedding, and deletion."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 from django.conf import settings
@@ -19,9 +20,13 @@ from roles.selectors import role_get_default
 from tenancy.models import Tenant
 from voiceprint.decision import VoiceScore
 from voiceprint.embedding import compute_embedding
-from voiceprint.guidance import quality_gate, voice_label
+from voiceprint.guidance import EnrollmentSummary, lookalike_issue, quality_gate, voice_label
 from voiceprint.models import DEFAULT_STORE, SampleKind, Voice, VoiceBinding, VoiceSample
-from voiceprint.selectors import voice_list_lookalike_candidates, voice_list_nearest
+from voiceprint.selectors import (
+    voice_enrollment,
+    voice_list_lookalike_candidates,
+    voice_list_nearest,
+)
 from voiceprint.services.recognition import audio_embed, voice_engine_check, voices_score
 from voiceprint.services.storage import audio_delete, audio_open, audio_store
 from voiceprint.thresholds import default_similarity_threshold
@@ -155,8 +160,8 @@ def voice_sample_delete(voice: Voice, *, sample_id: int) -> None:
         enrollment = voice.samples.filter(kind=SampleKind.ENROLLMENT)
         if sample.kind == SampleKind.ENROLLMENT and enrollment.count() == 1:
             raise conflict(
-                f"sample {sample_id} is the only enrollment sample of voice {voice.voice_id}; "
-                f"delete the voice instead"
+                f"that is the only enrollment sample of voice {voice.voice_id}; delete the "
+                f"voice instead"
             )
         name = sample.audio.name
         sample.delete()
@@ -237,6 +242,28 @@ def _centroid_probe(voice: Voice, speech_seconds: float) -> engine.EmbeddingResu
         speech_seconds=speech_seconds,
         duration_seconds=speech_seconds,
         quality=engine.ProbeQuality(speech_seconds=speech_seconds, snr_db=SNR_CAP_DB, clipping=0.0),
+    )
+
+
+@dataclass(frozen=True)
+class EnrollmentReport:
+    """What an enrollment reply tells: the voice's progress and issues (look-alikes among
+    them), and the existing voices most similar to it."""
+
+    summary: EnrollmentSummary
+    similar: list[VoiceScore]
+
+
+def voice_enrollment_report(voice: Voice) -> EnrollmentReport:
+    similar = voice_similar_voices(voice)
+    summary = voice_enrollment(voice)
+    lookalikes = [
+        lookalike_issue(voice_id=s.voice.voice_id, name=s.voice.name, score=s.cosine)
+        for s in similar
+        if s.passes
+    ]
+    return EnrollmentReport(
+        summary=replace(summary, issues=[*summary.issues, *lookalikes]), similar=similar
     )
 
 

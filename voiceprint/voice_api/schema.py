@@ -115,7 +115,10 @@ REGISTER = _operation(
     "voice_register",
     "Register a voice in a store",
     "The voice joins the tenant's store (default `default`), the same store the Voiceprint "
-    "API uses, bound to no device.",
+    "API uses, bound to no device. The reply carries the voice's `enrollment` progress and "
+    "issues and its `similar_voices` in the store; with VOICEPRINT_LOOKALIKE_POLICY=refuse a "
+    "voice that an existing one would already match answers 409 unless `force`. A recording "
+    "too short, noisy or clipped to help answers 422.",
     s.VoiceRegisterInputSerializer,
     s.VoiceRegisterOutputSerializer,
     [
@@ -126,7 +129,13 @@ REGISTER = _operation(
         ),
         OpenApiExample(
             "Registered",
-            value={"id": VOICE_ID, "name": "mother", "registered_at": "2025-01-01T12:00:00Z"},
+            value={
+                "id": VOICE_ID, "name": "mother", "registered_at": "2025-01-01T12:00:00Z",
+                "enrollment": {"speech_seconds": 4.2, "target_speech_seconds": 12.0,
+                               "progress": 0.35, "issues": ["add 8 s more speech"]},
+                "similar_voices": [{"voice_id": "3b1f", "voice_name": "father", "score": 0.41,
+                                    "lookalike": False}],
+            },
             response_only=True,
         ),
         voice_error(ErrorCode.INVALID_PARAMETER, "name: This field is required."),

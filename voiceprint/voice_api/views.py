@@ -11,8 +11,8 @@ from core.input_guard import JSONParser
 from voiceprint.api.serializers import similar_voices_data
 from voiceprint.audio_input import audio_from_reference
 from voiceprint.models import DEFAULT_STORE
-from voiceprint.selectors import voice_enrollment, voice_get
-from voiceprint.services import audio_embed, voice_create, voice_delete, voice_similar_voices
+from voiceprint.selectors import voice_get
+from voiceprint.services import audio_embed, voice_create, voice_delete, voice_enrollment_report
 from voiceprint.voice_api import schema, services
 from voiceprint.voice_api import serializers as s
 
@@ -48,13 +48,13 @@ class VoiceRegisterView(JsonVoiceView):
             engine_name=params.get("model"),
             force=params["force"],
         )
-        voice = voice_get(request.user.tenant, voice_id=voice.voice_id)  # with its samples
+        report = voice_enrollment_report(voice)
         reply = {
             "id": voice.voice_id,
             "name": voice.name,
             "registered_at": voice.created_at,
-            "enrollment": voice_enrollment(voice).as_dict(),
-            "similar_voices": similar_voices_data(voice_similar_voices(voice)),
+            "enrollment": report.summary.as_dict(),
+            "similar_voices": similar_voices_data(report.similar),
         }
         return Response(s.VoiceRegisterOutputSerializer(reply).data)
 
