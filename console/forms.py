@@ -97,6 +97,12 @@ class EnrollVoiceForm(ScopedForm):
         help_text="Cosine similarity a probe must reach. Empty: the engine's default.",
     )
     audio = AudioField()
+    force = forms.BooleanField(
+        required=False,
+        label="Enroll anyway",
+        help_text="Enroll even if it sounds like an existing voice (identify may then "
+        "confuse the two).",
+    )
 
     def clean(self):
         cleaned = super().clean()
@@ -110,6 +116,12 @@ class EnrollVoiceForm(ScopedForm):
 
 class AddSampleForm(forms.Form):
     audio = AudioField(label="Recording")
+    force = forms.BooleanField(
+        required=False,
+        label="Add anyway",
+        help_text="Add even if it does not match the voice (only when it is surely the same "
+        "speaker: someone else's sample makes two people share one voiceprint).",
+    )
 
 
 class IdentifyForm(ScopedForm):

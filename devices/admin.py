@@ -25,6 +25,7 @@ class DeviceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         "matches",
         "match_rate",
         "last_identify_at",
+        "household_link",
         "identify_link",
     )
     list_filter = ("tenant", "last_identify_at")
@@ -100,6 +101,12 @@ class DeviceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="bound voices")
     def bound_voices(self, device: Device) -> str:
         return admin_links(device.voices.order_by("name", "pk"), empty="No voice is bound.")
+
+    @admin.display(description="")
+    def household_link(self, device: Device) -> str:
+        # The page belongs to the voiceprint app (it shows voices); named, not imported.
+        url = reverse("admin:voiceprint_voice_household", args=[device.pk])
+        return format_html('<a href="{}">household</a>', url)
 
     @admin.display(description="")
     def identify_link(self, device: Device) -> str:

@@ -1,5 +1,7 @@
-"""Console: voices with their enrollment samples (playable), bindings, enrollment; a
-tenant's operating points, fitted on uploaded recordings."""
+"""Console: voices with their enrollment samples (playable, removable, with their quality
+and agreement), enrollment progress and look-alikes, bindings, enrollment; a device's
+household (its voices side by side, and its identify outcomes over time); a tenant's
+operating points, fitted on uploaded recordings."""
 
 from __future__ import annotations
 
@@ -8,20 +10,25 @@ from pathlib import Path
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count
+from django.db.models import Count, F, Window
+from django.db.models.functions import RowNumber
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
 from console.admin_utils import admin_links
+from console.charts import heat_style, stacked_bar_chart
 from console.errors import SERVICE_ERRORS, describe
 from console.forms import AddSampleForm, EnrollVoiceForm, OperatingPointFitForm
-from console.scoping import TenantScopedAdminMixin
+from console.scoping import TenantScopedAdminMixin, scope
 from devices.models import Device
 from engine.evaluation import speaker_label
 from tenancy.scoping import owned
-from voiceprint import services
+from voiceprint import selectors, services
+from voiceprint.decision import OUTCOMES
+from voiceprint.guidance import EnrollmentSummary
 from voiceprint.models import OperatingPoint, Voice, VoiceSample
 
 
@@ -77,11 +84,53 @@ class VoiceChangeForm(forms.ModelForm):
 
 class VoiceSampleInline(admin.TabularInline):
     model = VoiceSample
-    fields = ("player", "duration", "speech", "engine_name", "created_at")
+    fields = (
+        "number",
+        "player",
+        "kind",
+        "duration",
+        "speech",
+        "snr",
+        "clipping_share",
+        "agreement_score",
+        "engine_name",
+        "created_at",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
     verbose_name = "enrollment sample"
+
+    def get_queryset(self, request):
+        # The number is the sample's index among the voice's samples, as the enrollment
+        # issues and voices/{id}/audio?sample= count them.
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("voice")
+            .defer("embedding", "voice__centroid")
+            .annotate(
+                index=Window(
+                    RowNumber(),
+                    partition_by=F("voice"),
+                    order_by=[F("created_at").asc(), F("pk").asc()],
+                )
+                - 1
+            )
+        )
+
+    def get_fields(self, request, obj=None):
+        # Whoever may change the voice may remove its samples (the remove view checks too).
+        if obj is not None and request.user.has_perm("voiceprint.change_voice"):
+            return (*self.fields, "remove")
+        return self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
+    @admin.display(description="#")
+    def number(self, sample: VoiceSample) -> str:
+        return f"#{sample.index}" if getattr(sample, "index", None) is not None else "—"
 
     @admin.display(description="recording")
     def player(self, sample: VoiceSample) -> str:
@@ -103,6 +152,44 @@ class VoiceSampleInline(admin.TabularInline):
     @admin.display(description="speech (after silence removal)")
     def speech(self, sample: VoiceSample) -> str:
         return f"{sample.speech_seconds:.1f} s"
+
+    @admin.display(description="SNR")
+    def snr(self, sample: VoiceSample) -> str:
+        return "—" if sample.snr_db is None else f"{sample.snr_db:.0f} dB"
+
+    @admin.display(description="clipping")
+    def clipping_share(self, sample: VoiceSample) -> str:
+        return "—" if sample.clipping is None else f"{sample.clipping:.2%}"
+
+    @admin.display(description="agreement")
+    def agreement_score(self, sample: VoiceSample) -> str:
+        """The sample's cosine to the mean of the voice's other samples; one below the
+        voice's threshold is marked: it may be someone else's."""
+        if sample.agreement is None:
+            return "—"
+        threshold = sample.voice.threshold
+        if sample.agreement < threshold:
+            return format_html(
+                '<span class="console-outlier" title="below the voice\'s threshold {}: '
+                'perhaps someone else; remove it if so">{} · outlier</span>',
+                f"{threshold:.3f}",
+                f"{sample.agreement:.3f}",
+            )
+        return f"{sample.agreement:.3f}"
+
+    @admin.display(description="")
+    def remove(self, sample: VoiceSample) -> str:
+        if sample.pk is None:
+            return ""
+        # The inline sits inside the voice's form (no nested forms): the button posts that
+        # form, its CSRF token included, to the remove view instead.
+        url = reverse("admin:voiceprint_voice_remove_sample", args=[sample.pk])
+        return format_html(
+            '<button type="submit" class="button console-remove" formaction="{}" '
+            'formnovalidate name="remove_sample" value="{}">Remove</button>',
+            url,
+            sample.pk,
+        )
 
     # The samples are part of the voice: whoever may see the voice may hear them; they are
     # added with "Add a sample" (which recomputes the voiceprint), never edited.
@@ -228,12 +315,29 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                 name="voiceprint_voice_sample_audio",
             ),
             path(
+                "samples/<int:sample_id>/remove/",
+                self.admin_site.admin_view(require_POST(self.remove_sample_view)),
+                name="voiceprint_voice_remove_sample",
+            ),
+            path(
+                "household/<int:device_pk>/",
+                self.admin_site.admin_view(self.household_view),
+                name="voiceprint_voice_household",
+            ),
+            path(
                 "<path:object_id>/add-sample/",
                 self.admin_site.admin_view(self.add_sample_view),
                 name="voiceprint_voice_add_sample",
             ),
             *super().get_urls(),
         ]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk is not None:
+            report = enrollment_report(obj)
+            context["enrollment"] = report.summary
+            context["similar_voices"] = report.similar
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def add_view(self, request, form_url="", extra_context=None):
         """Enrollment: a voice is made from a recording, by voiceprint.services."""
@@ -251,12 +355,13 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                         role=data["role"],
                         threshold=data["threshold"],
                         name=data["name"],
+                        force=data["force"],
                     )
                 except SERVICE_ERRORS as exc:
                     form.add_error(None, f"The voice could not be enrolled: {describe(exc)}")
                 else:
                     self.log_addition(request, voice, [{"added": {}}])
-                    self.message_user(request, f"Enrolled voice “{voice}”.", messages.SUCCESS)
+                    self._report_progress(request, voice, f"Enrolled voice “{voice}”.")
                     return HttpResponseRedirect(
                         reverse("admin:voiceprint_voice_change", args=[voice.pk])
                     )
@@ -281,15 +386,19 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         form = AddSampleForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             try:
-                services.voice_sample_add(voice, audio=form.cleaned_data["audio"].read())
+                voice = services.voice_sample_add(
+                    voice,
+                    audio=form.cleaned_data["audio"].read(),
+                    force=form.cleaned_data["force"],
+                )
             except SERVICE_ERRORS as exc:
                 form.add_error(None, f"The sample could not be added: {describe(exc)}")
             else:
                 self.log_change(request, voice, [{"added": {"object": "enrollment sample"}}])
-                self.message_user(
+                self._report_progress(
                     request,
+                    voice,
                     "Added the sample; the voiceprint is now the mean of all samples.",
-                    messages.SUCCESS,
                 )
                 return HttpResponseRedirect(
                     reverse("admin:voiceprint_voice_change", args=[voice.pk])
@@ -305,18 +414,78 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             original=voice,
         )
 
-    def sample_audio_view(self, request, sample_id):
-        """The stored enrollment audio of a sample the user may see, as WAV."""
-        if not self.has_view_permission(request):
+    def remove_sample_view(self, request, sample_id):
+        """Remove one sample (POST): the centroid and the other samples' agreement are
+        recomputed by the service, which refuses (40900) to remove the last enrollment
+        sample."""
+        sample = self._visible_sample(request, sample_id)
+        voice = sample.voice
+        if not self.has_change_permission(request, voice):
             raise PermissionDenied
+        samples = selectors.voice_sample_list(voice).values_list("pk", flat=True)
+        number = list(samples).index(sample.pk)  # as the API's `sample` index counts
+        try:
+            services.voice_sample_delete(voice, sample_id=sample.pk)
+        except SERVICE_ERRORS as exc:
+            self.message_user(
+                request, f"Sample #{number} was not removed: {describe(exc)}", messages.ERROR
+            )
+        else:
+            self.log_change(request, voice, [{"deleted": {"object": f"sample #{number}"}}])
+            self._report_progress(
+                request,
+                voice,
+                f"Removed sample #{number} ({sample.speech_seconds:.1f} s of speech); the "
+                "voiceprint is now the mean of the remaining samples.",
+            )
+        return HttpResponseRedirect(reverse("admin:voiceprint_voice_change", args=[voice.pk]))
+
+    def household_view(self, request, device_pk):
+        """A device's voices side by side: how alike their voiceprints are, how far each
+        one's enrollment is, and what the device's identify calls decided lately."""
+        if not (self.has_view_permission(request) and request.user.has_perm("devices.view_device")):
+            raise PermissionDenied
+        device = scope(Device.objects.select_related("tenant"), request, "tenant")
+        device = device.filter(pk=device_pk).first()
+        if device is None:
+            raise Http404("no such device")
+        by = "hour" if request.GET.get("by") == "hour" else "day"
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Household of {device}",
+            "device": device,
+            "device_opts": Device._meta,
+            "by": by,
+            **household_context(device, by=by),
+        }
+        return TemplateResponse(request, "console/device_household.html", context)
+
+    def _visible_sample(self, request, sample_id) -> VoiceSample:
+        """The sample, if its voice is one the user may see (another tenant's: 404)."""
         sample = (
             VoiceSample.objects.filter(voice__in=self.get_queryset(request))
             .select_related("voice")
+            .defer("embedding", "voice__centroid")
             .filter(pk=sample_id)
             .first()
         )
         if sample is None:
             raise Http404("no such sample")
+        return sample
+
+    def _report_progress(self, request, voice: Voice, done: str) -> None:
+        """`done`, then the voice's enrollment progress and issues; a warning when one of
+        them is a look-alike (identify may confuse the two voices)."""
+        report = enrollment_report(voice)
+        level = messages.WARNING if any(s.passes for s in report.similar) else messages.SUCCESS
+        self.message_user(request, f"{done} {progress_message(report.summary)}", level)
+
+    def sample_audio_view(self, request, sample_id):
+        """The stored enrollment audio of a sample the user may see, as WAV."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        sample = self._visible_sample(request, sample_id)
         try:
             audio = services.audio_open(sample.audio.name)
         except (FileNotFoundError, OSError) as exc:
@@ -331,6 +500,84 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     def _audio_form_page(self, request, form, **context):
         return audio_form_page(self, request, form, **context)
+
+
+def progress_message(summary: EnrollmentSummary) -> str:
+    """An enrollment's progress in words: "Enrolled 3.7 s of 12 s of speech (31%): add
+    9 s more speech."."""
+    text = (
+        f"Enrolled {summary.speech_seconds:.1f} s of {summary.target_speech_seconds:g} s of "
+        f"speech ({summary.progress:.0%})"
+    )
+    return f"{text}: {'; '.join(summary.issues)}." if summary.issues else f"{text}."
+
+
+def enrollment_report(voice: Voice) -> services.EnrollmentReport:
+    """The voice's progress, issues and similar voices; without the similar voices while
+    it has no voiceprint or they cannot be scored (e.g. after an engine change)."""
+    if voice.centroid is not None:
+        try:
+            return services.voice_enrollment_report(voice)
+        except SERVICE_ERRORS:
+            pass
+    return services.EnrollmentReport(summary=selectors.voice_enrollment(voice), similar=[])
+
+
+#: What the bars of a household's outcome chart stack, bottom to top.
+OUTCOME_KEYS = ("match", "uncertain", "no_match")
+#: How far back the outcome chart looks, and each bar's width, per bucket.
+OUTCOME_WINDOWS = {"day": (7, 64), "hour": (2, 14)}
+
+
+def household_context(device: Device, *, by: str) -> dict:
+    """What console/device_household.html shows of `device`."""
+    voices = list(selectors.voice_list_bound(device.tenant, device=device))
+    scores = services.voice_pair_scores(voices)
+    heat = [
+        {
+            "voice": voice,
+            "cells": [
+                {
+                    "other": other,
+                    "score": score,
+                    "style": heat_style(score.cosine) if score is not None else "",
+                    "diagonal": voice.pk == other.pk,
+                }
+                for other, score in zip(voices, row, strict=True)
+            ],
+        }
+        for voice, row in zip(voices, scores, strict=True)
+    ]
+    days, slot_width = OUTCOME_WINDOWS[by]
+    buckets = selectors.identify_outcome_list(device.tenant, device=device, days=days, bucket=by)
+    chart = stacked_bar_chart(
+        buckets,
+        keys=OUTCOME_KEYS,
+        title=lambda b: _bucket_title(b, by),
+        label=lambda index, b: _bucket_label(index, b, by),
+        slot_width=slot_width,
+    )
+    return {
+        "voices": [(voice, selectors.voice_enrollment(voice)) for voice in voices],
+        "heat": heat,
+        "chart": chart,
+        "outcome_totals": {key: sum(getattr(b, key) for b in buckets) for key in OUTCOMES},
+        "outcome_days": days,
+    }
+
+
+def _bucket_title(bucket, by: str) -> str:
+    when = f"{bucket.start:%a %d %b}" if by == "day" else f"{bucket.start:%a %d %b %H:00}"
+    return (
+        f"{when} UTC: {bucket.match} accepted, {bucket.uncertain} uncertain, "
+        f"{bucket.no_match} rejected"
+    )
+
+
+def _bucket_label(index: int, bucket, by: str) -> str | None:
+    if by == "day":
+        return f"{bucket.start:%d %b}"
+    return f"{bucket.start:%H:00}" if bucket.start.hour % 6 == 0 else None
 
 
 def audio_form_page(model_admin: admin.ModelAdmin, request, form, **context) -> TemplateResponse:

@@ -135,3 +135,25 @@ class OperatingPoint(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.engine_name}: z >= {self.z_threshold:.2f} (FAR {self.target_far:g})"
+
+
+class IdentifyOutcomeCount(models.Model):
+    """How many identify calls of one device ended in each outcome (voiceprint.decision)
+    in one hour (UTC, truncated): the console's outcomes over time. Counted by
+    voice_identify with one upsert; the tenant is the device's."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="identify_outcomes")
+    hour = models.DateTimeField()
+    match = models.PositiveIntegerField(default=0)
+    no_match = models.PositiveIntegerField(default=0)
+    uncertain = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["device", "hour"]
+        constraints = [
+            # Also the index of a device's recent hours (device first, then hour).
+            models.UniqueConstraint(fields=["device", "hour"], name="one_outcome_count_per_hour")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device} @ {self.hour:%Y-%m-%d %H:00}"

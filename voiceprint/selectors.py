@@ -1,13 +1,18 @@
-"""Reads: voices, always scoped to one tenant, and nearest-neighbour search."""
+"""Reads: voices, always scoped to one tenant, nearest-neighbour search, and a device's
+identify outcomes over time."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import Count, Prefetch, Q, QuerySet
-from django.db.models.functions import Cast
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.db.models.functions import Cast, Trunc
+from django.utils import timezone
 from pgvector.django import CosineDistance, VectorField
 
 from core.exceptions import not_found
@@ -15,7 +20,14 @@ from devices.models import Device
 from tenancy.models import Tenant
 from tenancy.scoping import get_owned, owned
 from voiceprint.guidance import EnrollmentSummary, SampleFacts, enrollment_summary
-from voiceprint.models import OperatingPoint, SampleKind, Voice, VoiceBinding, VoiceSample
+from voiceprint.models import (
+    IdentifyOutcomeCount,
+    OperatingPoint,
+    SampleKind,
+    Voice,
+    VoiceBinding,
+    VoiceSample,
+)
 
 
 def _with_relations(queryset: QuerySet[Voice]) -> QuerySet[Voice]:
@@ -44,6 +56,18 @@ def voice_list(
 
 def voice_get(tenant: Tenant, *, voice_id: str) -> Voice:
     return get_owned(_with_relations(owned(Voice, tenant)), tenant, "voice", voice_id=voice_id)
+
+
+def voice_list_bound(tenant: Tenant, *, device: Device) -> QuerySet[Voice]:
+    """The voices bound to `device`, by name, with their centroids and samples (without
+    embeddings): what a device's household page shows."""
+    return (
+        owned(Voice, tenant)
+        .filter(bindings__device=device, bindings__device__tenant=tenant)
+        .select_related("role")
+        .prefetch_related(Prefetch("samples", queryset=VoiceSample.objects.defer("embedding")))
+        .order_by("name", "pk")
+    )
 
 
 def voice_sample_list(voice: Voice) -> QuerySet[VoiceSample]:
@@ -116,3 +140,65 @@ def operating_point_get(tenant: Tenant, *, engine_name: str) -> float | None:
         .values_list("z_threshold", flat=True)
         .first()
     )
+
+
+# --- identify outcomes over time ------------------------------------------------------------
+
+Bucket = Literal["hour", "day"]
+
+
+@dataclass(frozen=True)
+class OutcomeBucket:
+    """A device's identify outcomes in one hour or day (UTC) starting at `start`."""
+
+    start: datetime
+    match: int = 0
+    no_match: int = 0
+    uncertain: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.match + self.no_match + self.uncertain
+
+
+def identify_outcome_list(
+    tenant: Tenant,
+    *,
+    device: Device,
+    days: int = 7,
+    bucket: Bucket = "hour",
+    now: datetime | None = None,
+) -> list[OutcomeBucket]:
+    """The device's identify outcomes of the last `days` days, per hour or per day, oldest
+    first; every bucket is listed, those without a call as zeros. The current hour (day)
+    is the last bucket."""
+    step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
+    end = _truncate(now or timezone.now(), bucket) + step
+    start = end - timedelta(days=days)
+    sums = (
+        IdentifyOutcomeCount.objects.filter(
+            device=device, device__tenant=tenant, hour__gte=start, hour__lt=end
+        )
+        .annotate(start=Trunc("hour", bucket, tzinfo=UTC))
+        .values("start")
+        .annotate(matches=Sum("match"), misses=Sum("no_match"), unsure=Sum("uncertain"))
+    )
+    found = {row["start"]: row for row in sums}
+    buckets = []
+    for index in range(round((end - start) / step)):
+        at = start + index * step
+        row = found.get(at, {})
+        buckets.append(
+            OutcomeBucket(
+                start=at,
+                match=row.get("matches", 0),
+                no_match=row.get("misses", 0),
+                uncertain=row.get("unsure", 0),
+            )
+        )
+    return buckets
+
+
+def _truncate(moment: datetime, bucket: Bucket) -> datetime:
+    moment = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0) if bucket == "day" else moment

@@ -1,6 +1,6 @@
 """The console in headless Chromium: log in, tokens, a device, an agent's interrupt settings,
-enrollment by upload, the sample players, and the identify test page by upload and by
-microphone."""
+enrollment by upload, the sample players, the identify test page by upload and by
+microphone, and a device's household page."""
 
 from __future__ import annotations
 
@@ -83,6 +83,7 @@ def test_console_tour(browser, superuser, acme, shared_zh):
     browser.find("#result_list tbody a").click()
     browser.find("#add-sample").click()
     browser.find("#id_audio").send_keys(str(shared_zh / "enroll" / "fangjun-sr-2.wav"))
+    browser.screenshot("add-sample")
     browser.submit("#sample-form-submit")
 
     # The sample players load their audio.
@@ -116,6 +117,15 @@ def test_console_tour(browser, superuser, acme, shared_zh):
 
     device.refresh_from_db()
     assert (device.identify_count, device.matched_count) == (1, 1)
+
+    # The device's household: its two voices side by side, and that identify call.
+    browser.get(f"/admin/devices/device/{device.pk}/change/")
+    browser.find("#device-household").click()
+    assert len(browser.find_all("#heatmap td[data-score]")) == 2
+    assert browser.find("#outcome-match").text == "1"
+    assert len(browser.find_all("#outcome-chart rect.match")) == 1
+    browser.screenshot("device-household")
+
     browser.get("/admin/devices/device/")
     assert "kitchen-01" in browser.find("#result_list").text
     browser.screenshot("device-list")

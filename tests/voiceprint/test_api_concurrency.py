@@ -1,9 +1,11 @@
-"""Device stats stay exact when identify requests arrive at the same time (a real server)."""
+"""Device stats and the hourly outcome counts stay exact when identify requests arrive at
+the same time (a real server)."""
 
 from __future__ import annotations
 
 import http.client
 import json
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -59,3 +61,14 @@ def test_device_stats_are_exact_under_concurrent_identify(
     assert stats["identify_count"] == REQUESTS
     assert stats["matched_count"] == matched
     assert stats["last_identify_at"] is not None
+    # Every request upserted its outcome into the device's row of the hour: none was lost
+    # and none failed on the unique (device, hour), however the first requests raced.
+    from voiceprint.models import IdentifyOutcomeCount
+
+    outcomes = Counter(r["data"]["decision"] for r in replies)
+    rows = IdentifyOutcomeCount.objects.filter(device__device_id=DEVICE)
+    counted = Counter()
+    for row in rows:  # more than one row only when the requests straddled an hour
+        counted.update(match=row.match, no_match=row.no_match, uncertain=row.uncertain)
+    assert +counted == outcomes
+    assert outcomes["match"] == matched

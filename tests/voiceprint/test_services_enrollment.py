@@ -18,9 +18,11 @@ from tests.conftest import stored_files
 from tests.helpers import nothing_stored
 from voiceprint.models import Voice, VoiceBinding, VoiceSample
 from voiceprint.services import (
+    cosine_similarity,
     voice_centroid_refresh,
     voice_create,
     voice_delete,
+    voice_pair_scores,
     voice_reembed,
     voice_sample_add,
     voice_verify,
@@ -228,3 +230,25 @@ def test_reembed_recomputes_a_voice_from_its_stored_audio(media_root):
     assert voice_verify(voice, audio=make.trial_speech("speaker1_b_cn")).verified
     # A second run finds nothing to do.
     assert voice_reembed(voice, engine_name=active) is False
+
+
+def test_pair_scores_compare_every_two_voices_of_one_engine():
+    tenant = make.tenant()
+    voices = [make.voice(tenant, make.speech(s), name=s) for s in make.ZH_SPEAKERS]
+    stranger = Voice.objects.create(  # another engine: not comparable with the others
+        tenant=tenant, threshold=0.5, engine_name="other", dim=3, centroid=[1.0, 0.0, 0.0]
+    )
+    voices = [*Voice.objects.filter(pk__in=[v.pk for v in voices]).order_by("name"), stranger]
+
+    rows = voice_pair_scores(voices)
+
+    assert [row[i] for i, row in enumerate(rows)] == [None] * 4
+    assert rows[3] == [None] * 4 and [row[3] for row in rows] == [None] * 4
+    for i in range(3):
+        for j in range(3):
+            if i != j:
+                score = rows[i][j]
+                assert score.voice.pk == voices[j].pk
+                expected = cosine_similarity(voices[i].centroid, voices[j].centroid)
+                assert score.cosine == pytest.approx(expected, abs=1e-5)
+                assert score.cosine == pytest.approx(rows[j][i].cosine, abs=1e-5)

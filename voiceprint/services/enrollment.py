@@ -4,7 +4,7 @@ the per-device capacity), its centroid, re-embedding, and deletion."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -200,16 +200,48 @@ def voice_similar_voices(voice: Voice) -> list[VoiceScore]:
     """`similar_voices` of an enrolled voice: its centroid against the others on its
     devices and in its store, as a long clean recording of its enrolled speech."""
     speech = sum(voice.samples.values_list("speech_seconds", flat=True))
-    probe = engine.EmbeddingResult(
+    return similar_voices(
+        voice.tenant,
+        _centroid_probe(voice, speech),
+        devices=voice.devices.all(),
+        store=voice.store,
+        exclude=voice,
+    )
+
+
+def voice_pair_scores(voices: Sequence[Voice]) -> list[list[VoiceScore | None]]:
+    """Every ordered pair of `voices` (one tenant's, e.g. a device's household): row i
+    holds voice i's centroid, as a long clean recording of its enrolled speech, scored
+    against each other voice j by the decision rule (`passes`: voice j would already
+    match voice i's speaker). None on the diagonal, for a voice without a centroid and
+    between voices of different engines (their embeddings are not comparable). Wants
+    the voices' samples prefetched (it reads their speech)."""
+    comparable = [voice for voice in voices if voice.centroid is not None]
+    rows = []
+    for voice in voices:
+        scores: dict[int, VoiceScore] = {}
+        others = [
+            other
+            for other in comparable
+            if other.pk != voice.pk and other.engine_name == voice.engine_name
+        ]
+        if voice.centroid is not None and others:
+            speech = sum(sample.speech_seconds for sample in voice.samples.all())
+            probe = _centroid_probe(voice, speech)
+            scores = {s.voice.pk: s for s in voices_score(voice.tenant, others, probe=probe)}
+        rows.append([scores.get(other.pk) for other in voices])
+    return rows
+
+
+def _centroid_probe(voice: Voice, speech_seconds: float) -> engine.EmbeddingResult:
+    """The voice's centroid as a probe: a clean recording of `speech_seconds` of speech."""
+    return engine.EmbeddingResult(
         vector=np.asarray(voice.centroid, dtype=np.float32),
         model=voice.engine_name,
         dim=voice.dim,
-        speech_seconds=speech,
-        duration_seconds=speech,
-        quality=engine.ProbeQuality(speech_seconds=speech, snr_db=SNR_CAP_DB, clipping=0.0),
-    )
-    return similar_voices(
-        voice.tenant, probe, devices=voice.devices.all(), store=voice.store, exclude=voice
+        speech_seconds=speech_seconds,
+        duration_seconds=speech_seconds,
+        quality=engine.ProbeQuality(speech_seconds=speech_seconds, snr_db=SNR_CAP_DB, clipping=0.0),
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -22,9 +23,9 @@ from engine.scoring import load_scorer
 from interrupts.selectors import agent_uncertain_interrupt_get, role_interrupt_get
 from tenancy.models import Tenant
 from tenancy.scoping import owned
-from voiceprint.decision import Decision, VoiceScore, decide, score_voices
+from voiceprint.decision import OUTCOMES, Decision, Outcome, VoiceScore, decide, score_voices
 from voiceprint.embedding import compute_embedding
-from voiceprint.models import Voice
+from voiceprint.models import IdentifyOutcomeCount, Voice
 from voiceprint.selectors import operating_point_get, voice_list_nearest
 from voiceprint.services.storage import wav_encode
 from voiceprint.thresholds import default_similarity_threshold
@@ -135,6 +136,7 @@ def voice_identify(
     ranked = voices_score(tenant, nearest, probe=probe)
     decision = decide(ranked, load_scorer(probe.model))
     _count_identify(device, decision.matched)
+    _count_outcome(device, decision.outcome)
     observability.count_identify(probe.model, "device", decision.matched)
     return VoiceIdentifyResult(
         decision=decision,
@@ -162,6 +164,28 @@ def _count_identify(device: Device, matched: bool) -> None:
         matched_count=F("matched_count") + (1 if matched else 0),
         last_identify_at=timezone.now(),
     )
+
+
+def _count_outcome(device: Device, outcome: Outcome) -> None:
+    """Add one `outcome` to the device's count of this hour (IdentifyOutcomeCount).
+
+    One INSERT ... ON CONFLICT DO UPDATE: the first call of an hour creates the row, the
+    others add to it in the same statement, so concurrent calls neither lose a count nor
+    fail on the unique (device, hour) (a read-then-write would do one or the other).
+    """
+    if outcome not in OUTCOMES:  # the column name below comes from it
+        raise ValueError(f"unknown identify outcome {outcome!r}")
+    table = connection.ops.quote_name(IdentifyOutcomeCount._meta.db_table)
+    column = connection.ops.quote_name(outcome)
+    counts = [1 if name == outcome else 0 for name in OUTCOMES]
+    columns = ", ".join(connection.ops.quote_name(name) for name in OUTCOMES)
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (device_id, hour, {columns}) VALUES (%s, %s, %s, %s, %s) "
+            f"ON CONFLICT (device_id, hour) DO UPDATE SET {column} = {table}.{column} + 1",
+            [device.pk, hour, *counts],
+        )
 
 
 # --- 1:1 against one voice --------------------------------------------------------------
