@@ -82,7 +82,35 @@ def embed_material(
         samples=np.stack(samples),
         sample_speakers=np.asarray(owners),
     )
+    embedded.probes, embedded.refused = embed_probes(
+        material,
+        conditions,
+        labels=labels,
+        engine_name=engine_name,
+        windows_per_speaker=windows_per_speaker,
+        noises=noises,
+        seed=seed,
+        progress=progress,
+    )
+    return embedded
+
+
+def embed_probes(
+    material: Material,
+    conditions: Sequence[Condition],
+    *,
+    labels: Sequence[str],
+    engine_name: str | None = None,
+    windows_per_speaker: int = 3,
+    noises: Sequence[np.ndarray] = (),
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[list[EmbeddedProbe], dict[str, int]]:
+    """The probes of ``material``'s speakers among ``labels`` (their index there), and the
+    count refused for too little speech per condition name."""
     index_of = {label: i for i, label in enumerate(labels)}
+    embedded: list[EmbeddedProbe] = []
+    refused: dict[str, int] = {}
     probes = make_probes(
         material, conditions, windows_per_speaker=windows_per_speaker, noises=noises, seed=seed
     )
@@ -92,11 +120,10 @@ def embed_material(
             continue
         result = _embed(probe.waveform, engine_name)
         if result is None:
-            name = probe.condition.name
-            embedded.refused[name] = embedded.refused.get(name, 0) + 1
+            refused[probe.condition.name] = refused.get(probe.condition.name, 0) + 1
             continue
-        embedded.probes.append(EmbeddedProbe(index_of[probe.speaker], probe.condition, result))
-    return embedded
+        embedded.append(EmbeddedProbe(index_of[probe.speaker], probe.condition, result))
+    return embedded, refused
 
 
 def _embed(waveform: np.ndarray, engine_name: str | None) -> engine.EmbeddingResult | None:
@@ -143,7 +170,7 @@ def household_report(
     household_size: int = 4,
 ) -> list[ConditionReport]:
     """The decision rule's outcomes per condition (see the module docstring)."""
-    households = _households(len(embedded.labels), household_size)
+    households = household_groups(len(embedded.labels), household_size)
     household_of = np.full(len(embedded.labels), -1)
     for number, members in enumerate(households):
         household_of[members] = number
@@ -178,7 +205,7 @@ def household_report(
     return reports
 
 
-def _households(speakers: int, size: int) -> list[list[int]]:
+def household_groups(speakers: int, size: int) -> list[list[int]]:
     if speakers < size + 1:
         raise ValueError(f"{speakers} speakers: a household of {size} needs strangers too")
     return [list(range(i, i + size)) for i in range(0, speakers - size + 1, size)]
@@ -227,18 +254,26 @@ def _balance(
     ``threshold`` (a cosine; with a scorer, the cosine whose mapped z is that point)."""
     if not member_best or not stranger_best:
         return
-    # A member probe counts as accepted at t when its best voice is right and reaches t.
-    accepted = np.where(member_right, member_best, -np.inf)
-    candidates = np.unique(np.concatenate([member_best, stranger_best]))
-    frr = np.array([np.mean(accepted < t) for t in candidates])
-    far = np.array([np.mean(np.asarray(stranger_best) >= t) for t in candidates])
-    i = int(np.argmin(np.abs(frr - far)))
-    point = float(candidates[i])
+    point, report.balanced_error = balanced_point(member_best, member_right, stranger_best)
     if scorer is not None:
         mapping = scorer.calibration.threshold_map
         point = mapping.cosine_mean + (point - mapping.z_mean) / mapping.z_std * mapping.cosine_std
     report.balanced_threshold = point
-    report.balanced_error = float((frr[i] + far[i]) / 2)
+
+
+def balanced_point(
+    member_best: Sequence[float], member_right: Sequence[bool], stranger_best: Sequence[float]
+) -> tuple[float, float]:
+    """The score where members' rejections equal strangers' acceptances, and the error there
+    (the mean of the two rates). A member probe is accepted at t when its best voice is right
+    (``member_right``) and its best score reaches t; a stranger's when its best score does."""
+    accepted = np.sort(np.where(member_right, member_best, -np.inf))
+    strangers = np.sort(np.asarray(stranger_best, dtype=np.float64))
+    candidates = np.unique(np.concatenate([member_best, strangers]))
+    frr = np.searchsorted(accepted, candidates, side="left") / len(accepted)
+    far = (len(strangers) - np.searchsorted(strangers, candidates, side="left")) / len(strangers)
+    i = int(np.argmin(np.abs(frr - far)))
+    return float(candidates[i]), float((frr[i] + far[i]) / 2)
 
 
 # --- trials for fitting and pooled EER --------------------------------------------------------

@@ -39,18 +39,28 @@ def add_material_arguments(parser: argparse.ArgumentParser, *, default_part: str
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
+def add_probe_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    windows: Sequence[float] = DEFAULT_WINDOWS,
+    snrs: Sequence[float | None] = DEFAULT_SNRS,
+    per_speaker: bool = True,
+) -> None:
+    """Probe options with these defaults; ``per_speaker``: --windows-per-speaker too."""
+    windows_text = ",".join(f"{w:g}" for w in windows)
+    snrs_text = ",".join("clean" if s is None else f"{s:g}" for s in snrs)
     parser.add_argument(
         "--windows",
-        default=",".join(f"{w:g}" for w in DEFAULT_WINDOWS),
-        help="probe lengths in seconds (default: 1.5,2,3)",
+        default=windows_text,
+        help=f"probe lengths in seconds (default: {windows_text})",
     )
     parser.add_argument(
         "--snrs",
-        default=",".join("clean" if s is None else f"{s:g}" for s in DEFAULT_SNRS),
-        help="probe SNRs in dB, 'clean' for none (default: clean,20,10,5)",
+        default=snrs_text,
+        help=f"probe SNRs in dB, 'clean' for none (default: {snrs_text})",
     )
-    parser.add_argument("--windows-per-speaker", type=int, default=3)
+    if per_speaker:
+        parser.add_argument("--windows-per-speaker", type=int, default=3)
     parser.add_argument("--noise-folder", type=Path, help="noise recordings instead of babble")
     parser.add_argument("--seed", type=int, default=0)
 
