@@ -115,11 +115,20 @@ def adaptation_share(enrolled: int, adapted: int, *, rule: AdaptationRule = DEFA
 def adapted_threshold(
     threshold: float, *, enrolled: int, adapted: int, rule: AdaptationRule = DEFAULT_RULE
 ) -> float:
-    """The threshold a voice is decided at with ``adapted`` adaptation samples. A threshold
-    below 1 stays below 1 (1 means "never"), one of 1 or more is kept."""
+    """The threshold a voice is decided at with ``adapted`` adaptation samples."""
+    return raised_threshold(
+        threshold, share=adaptation_share(enrolled, adapted, rule=rule), rule=rule
+    )
+
+
+def raised_threshold(
+    threshold: float, *, share: float, rule: AdaptationRule = DEFAULT_RULE
+) -> float:
+    """``threshold`` raised for a voice whose adaptation samples hold ``share`` of its
+    centroid. A threshold below 1 stays below 1 (1 means "never"), one of 1 or more is kept."""
     if threshold >= 1.0:
         return threshold
-    raised = threshold + rule.threshold_raise * adaptation_share(enrolled, adapted, rule=rule)
+    raised = threshold + rule.threshold_raise * share
     return min(raised, max(threshold, 0.999))
 
 

@@ -112,20 +112,24 @@ def score_voices(
     scorer: Scorer | None,
     default_threshold: float | None = None,
     operating_point: float | None = None,
+    raised: Sequence[float] | None = None,
 ) -> list[VoiceScore]:
     """Score ``probe`` against each voice's centroid (rows of ``centroids``), best first.
 
     ``operating_point`` (a tenant's fitted z threshold) replaces the mapped threshold of the
-    voices whose threshold is ``default_threshold``.
+    voices whose threshold is ``default_threshold``. ``raised`` holds the thresholds the
+    voices are decided at when adaptation raised them (voiceprint.adaptation); each score
+    then carries that one, and a voice on the operating point is raised by as much in z.
     """
     if not len(voices):
         return []
+    raised = thresholds if raised is None else raised
     centroids = np.atleast_2d(np.asarray(centroids, dtype=np.float32))
     cosines = centroids @ np.asarray(probe.vector, dtype=np.float32)
     if scorer is None:
         scores = [
-            VoiceScore(voice=v, cosine=float(c), threshold=float(t))
-            for v, c, t in zip(voices, cosines, thresholds, strict=True)
+            VoiceScore(voice=v, cosine=float(c), threshold=float(r))
+            for v, c, r in zip(voices, cosines, raised, strict=True)
         ]
     else:
         z = scorer.normalise(cosines, centroids, probe.vector)
@@ -137,13 +141,15 @@ def score_voices(
             VoiceScore(
                 voice=v,
                 cosine=float(c),
-                threshold=float(t),
+                threshold=float(r),
                 z=float(zi),
-                z_threshold=_z_threshold(scorer, t, default_threshold, operating_point),
-                cosine_floor=cosine_floor(t, snr_db=probe.quality.snr_db),
+                z_threshold=_z_threshold(scorer, t, r, default_threshold, operating_point),
+                cosine_floor=cosine_floor(r, snr_db=probe.quality.snr_db),
                 probability=float(p),
             )
-            for v, c, t, zi, p in zip(voices, cosines, thresholds, z, probabilities, strict=True)
+            for v, c, t, r, zi, p in zip(
+                voices, cosines, thresholds, raised, z, probabilities, strict=True
+            )
         ]
     return sorted(scores, key=lambda s: s.rank_score, reverse=True)
 
@@ -155,13 +161,17 @@ def cosine_floor(threshold: float, *, snr_db: float) -> float:
 
 
 def _z_threshold(
-    scorer: Scorer, threshold: float, default: float | None, operating_point: float | None
+    scorer: Scorer,
+    threshold: float,
+    raised: float,
+    default: float | None,
+    operating_point: float | None,
 ) -> float:
     if threshold >= 1.0:
         return float("inf")  # "never", as under the raw rule
     if operating_point is not None and default is not None and np.isclose(threshold, default):
-        return operating_point
-    return scorer.z_threshold(threshold)
+        return operating_point + scorer.z_threshold(raised) - scorer.z_threshold(threshold)
+    return scorer.z_threshold(raised)
 
 
 def decide(ranked: list[VoiceScore], scorer: Scorer | None) -> Decision:

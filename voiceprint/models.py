@@ -46,8 +46,12 @@ class Voice(TenantOwned):
     #: dimension.
     engine_name = models.CharField("engine", max_length=32)
     dim = models.PositiveSmallIntegerField()
-    #: L2-normalised mean of the samples' embeddings.
+    #: L2-normalised mean of the samples' embeddings (voiceprint.adaptation weighs
+    #: adaptation samples, when there are any).
     centroid = VectorField(null=True, blank=True)
+    #: Share of the centroid its adaptation samples hold (0 without any): the threshold
+    #: rises with it (voiceprint.adaptation.raised_threshold).
+    adaptation_share = models.FloatField(default=0.0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -265,6 +265,28 @@ def test_an_operating_point_replaces_the_threshold_of_voices_at_the_default_only
     }
 
 
+def test_a_raised_threshold_moves_every_voice_by_its_raise(scorer, gallery):
+    """Adaptation raises a voice's threshold (voiceprint.adaptation): the score carries the
+    raised one, and a voice on the operating point moves by as much in z."""
+    probe = embedded(make.trial_speech("speaker1_b_en"))
+    custom, raise_ = 0.8, 0.03
+    point = scorer.z_threshold(DEFAULT) + 1.0
+
+    ranked = score_voices(
+        VOICES, centroids=gallery, thresholds=[DEFAULT, custom, DEFAULT], probe=probe,
+        scorer=scorer, default_threshold=DEFAULT, operating_point=point,
+        raised=[DEFAULT + raise_, custom + raise_, DEFAULT],
+    )  # fmt: skip
+
+    by_voice = {s.voice: s for s in ranked}
+    shift = scorer.z_threshold(DEFAULT + raise_) - scorer.z_threshold(DEFAULT)
+    assert shift > 0
+    assert by_voice["speaker1"].z_threshold == pytest.approx(point + shift)
+    assert by_voice["speaker1"].threshold == pytest.approx(DEFAULT + raise_)
+    assert by_voice["speaker2"].z_threshold == pytest.approx(scorer.z_threshold(custom + raise_))
+    assert by_voice["leijun"].z_threshold == point
+
+
 def test_an_operating_point_above_the_score_refuses_what_the_default_accepts(scorer, gallery):
     probe = embedded(make.trial_speech("speaker1_b_en"))
     accepted = decision_for(probe, VOICES, gallery, scorer, default_threshold=DEFAULT)

@@ -21,13 +21,14 @@ from tenancy.models import Tenant
 from voiceprint.decision import VoiceScore
 from voiceprint.embedding import compute_embedding
 from voiceprint.guidance import EnrollmentSummary, lookalike_issue, quality_gate, voice_label
-from voiceprint.models import DEFAULT_STORE, SampleKind, Voice, VoiceBinding, VoiceSample
+from voiceprint.models import DEFAULT_STORE, SampleKind, Voice, VoiceBinding
 from voiceprint.selectors import (
     voice_enrollment,
     voice_list_lookalike_candidates,
     voice_list_nearest,
 )
 from voiceprint.services.recognition import audio_embed, voice_engine_check, voices_score
+from voiceprint.services.samples import sample_create, voice_centroid_refresh
 from voiceprint.services.storage import audio_delete, audio_open, audio_store
 from voiceprint.thresholds import default_similarity_threshold
 
@@ -77,7 +78,7 @@ def voice_create(
             dim=result.dim,
             centroid=result.vector,
         )
-        _sample_create(voice, result, audio_name)
+        sample_create(voice, result, audio_name)
         VoiceBinding.objects.bulk_create(VoiceBinding(voice=voice, device=d) for d in devices)
     return voice
 
@@ -97,29 +98,9 @@ def voice_sample_add(voice: Voice, *, audio: bytes, force: bool = False) -> Voic
     with audio_store(voice.tenant, wav=embedded.wav) as audio_name, transaction.atomic():
         voice = Voice.objects.select_for_update().get(pk=voice.pk)
         voice_engine_check(voice, engine_name=embedded.embedding.model)
-        _sample_create(voice, embedded.embedding, audio_name)
+        sample_create(voice, embedded.embedding, audio_name)
         voice_centroid_refresh(voice)
     return voice
-
-
-def _sample_create(
-    voice: Voice,
-    result: engine.EmbeddingResult,
-    audio_name: str,
-    *,
-    kind: SampleKind = SampleKind.ENROLLMENT,
-) -> VoiceSample:
-    return VoiceSample.objects.create(
-        voice=voice,
-        audio=audio_name,
-        engine_name=result.model,
-        embedding=result.vector,
-        duration_seconds=result.duration_seconds,
-        speech_seconds=result.speech_seconds,
-        snr_db=result.quality.snr_db,
-        clipping=result.quality.clipping,
-        kind=kind,
-    )
 
 
 def _contamination_check(voice: Voice, sample: engine.EmbeddingResult) -> None:
@@ -130,23 +111,6 @@ def _contamination_check(voice: Voice, sample: engine.EmbeddingResult) -> None:
             f"sample does not match voice {voice.voice_id} (score {score.cosine:.3f}; the "
             f"voice needs {score.threshold:g}): if it is the same speaker, send force=true"
         )
-
-
-def voice_centroid_refresh(voice: Voice) -> None:
-    """The voiceprint becomes the L2-normalised mean of its samples' embeddings; each
-    sample's agreement becomes its cosine to the mean of the others."""
-    samples = list(voice.samples.only("pk", "embedding"))
-    vectors = np.stack([np.asarray(s.embedding, dtype=np.float32) for s in samples])
-    total = vectors.sum(axis=0)
-    for sample, vector in zip(samples, vectors, strict=True):
-        sample.agreement = float(vector @ _unit(total - vector)) if len(samples) > 1 else None
-    VoiceSample.objects.bulk_update(samples, ["agreement"])
-    voice.centroid = _unit(total)
-    voice.save(update_fields=["centroid", "updated_at"])
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
 
 
 def voice_sample_delete(voice: Voice, *, sample_id: int) -> None:

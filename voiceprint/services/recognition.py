@@ -23,10 +23,12 @@ from engine.scoring import load_scorer
 from interrupts.selectors import agent_uncertain_interrupt_get, role_interrupt_get
 from tenancy.models import Tenant
 from tenancy.scoping import owned
+from voiceprint.adaptation import raised_threshold
 from voiceprint.decision import OUTCOMES, Decision, Outcome, VoiceScore, decide, score_voices
 from voiceprint.embedding import compute_embedding
 from voiceprint.models import IdentifyOutcomeCount, Voice
 from voiceprint.selectors import operating_point_get, voice_list_nearest
+from voiceprint.services.adaptation import probe_adapt
 from voiceprint.services.storage import wav_encode
 from voiceprint.thresholds import default_similarity_threshold
 
@@ -73,7 +75,8 @@ def voice_centroids(voices: Sequence[Voice]) -> np.ndarray:
 def voices_score(
     tenant: Tenant, voices: Sequence[Voice], *, probe: engine.EmbeddingResult
 ) -> list[VoiceScore]:
-    """``voices`` scored for ``probe`` with its engine's scorer (if it has one), best first."""
+    """``voices`` scored for ``probe`` with its engine's scorer (if it has one), best first;
+    an adapted voice at its raised threshold (voiceprint.adaptation)."""
     return score_voices(
         voices,
         centroids=voice_centroids(voices),
@@ -82,6 +85,7 @@ def voices_score(
         scorer=load_scorer(probe.model),
         default_threshold=default_similarity_threshold(probe.model),
         operating_point=operating_point_get(tenant, engine_name=probe.model),
+        raised=[raised_threshold(v.threshold, share=v.adaptation_share) for v in voices],
     )
 
 
@@ -122,7 +126,8 @@ def voice_identify(
     """1:N among the voices bound to `device`; updates the device's stats atomically."""
     started = time.perf_counter()
     bound = owned(Voice, tenant).filter(bindings__device=device)
-    probe = audio_embed(audio=audio).embedding
+    embedded = audio_embed(audio=audio)
+    probe = embedded.embedding
     nearest = voice_list_nearest(
         bound, vector=probe.vector, engine_name=probe.model, top_k=max(top_k, SCORED_VOICES)
     )
@@ -135,6 +140,7 @@ def voice_identify(
         )
     ranked = voices_score(tenant, nearest, probe=probe)
     decision = decide(ranked, load_scorer(probe.model))
+    probe_adapt(decision, wav=embedded.wav, probe=probe)
     _count_identify(device, decision.matched)
     _count_outcome(device, decision.outcome)
     observability.count_identify(probe.model, "device", decision.matched)
@@ -210,11 +216,14 @@ class VoiceVerifyResult:
 def voice_verify(voice: Voice, *, audio: bytes) -> VoiceVerifyResult:
     """1:1: the same rule as identify, with one voice (never "too close")."""
     started = time.perf_counter()
-    probe = audio_embed(audio=audio).embedding
+    embedded = audio_embed(audio=audio)
+    probe = embedded.embedding
     voice_engine_check(voice, engine_name=probe.model)
     ranked = voices_score(voice.tenant, [voice], probe=probe)
+    decision = decide(ranked, load_scorer(probe.model))
+    probe_adapt(decision, wav=embedded.wav, probe=probe)
     return VoiceVerifyResult(
-        decision=decide(ranked, load_scorer(probe.model)),
+        decision=decision,
         model=probe.model,
         processing_time_ms=elapsed_ms(started),
         quality=probe.quality,
