@@ -6,7 +6,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run dev banner worker migrate test lint bench bench-accuracy calibration-ge2e clean-db
+.PHONY: help install run dev banner worker migrate test lint bench bench-accuracy bench-enrollment calibration-ge2e clean-db
 
 help:
 	@echo "make run     set up .venv, migrate, serve on http://127.0.0.1:$(PORT) (gunicorn)"
@@ -15,6 +15,7 @@ help:
 	@echo "make worker  start a Celery worker (needs CELERY_BROKER_URL)"
 	@echo "make bench   measure the speaker engines, write docs/BENCHMARKS.md"
 	@echo "make bench-accuracy  decisions on household, noisy probes: docs/ACCURACY.md"
+	@echo "make bench-enrollment  enrollment length and sample gates: docs/ENROLLMENT.md"
 	@echo "make lint    ruff"
 
 # torch is installed first and pinned: this CPU build is on the machines' disk, and any
@@ -70,6 +71,13 @@ LIBRISPEECH := $(SHARED)/audio/librispeech-train-clean-100
 bench-accuracy: install
 	VOICEPRINT_TORCH_THREADS=1 $(PY) manage.py evaluate_household $(LIBRISPEECH) --engine ge2e --part report --reference \
 		--markdown docs/ACCURACY.md
+
+# How much enrollment speech a voice needs, and what one short, noisy or clipped sample does
+# to it: the same households and probes (2 s; clean, 10 and 5 dB babble) on the report speakers.
+bench-enrollment: install
+	VOICEPRINT_TORCH_THREADS=1 $(PY) manage.py evaluate_household $(LIBRISPEECH) --engine ge2e --part report \
+		--windows 2 --snrs clean,10,5 --enrollment-seconds 1,1.5,2,3,4,5,6 --enrollment-gates \
+		--no-progress --markdown docs/ENROLLMENT.md
 
 # How engine/heads/cohort-ge2e.npy and calibration-ge2e.json were made (a few minutes).
 # One torch thread per process: thousands of short clips, and on a busy machine two spinning
