@@ -6,7 +6,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run dev banner worker migrate test lint bench bench-accuracy bench-adaptation calibration-ge2e clean-db
+.PHONY: help install run dev banner worker migrate test lint bench bench-accuracy bench-adaptation bench-enrollment calibration-ge2e clean-db
 
 help:
 	@echo "make run     set up .venv, migrate, serve on http://127.0.0.1:$(PORT) (gunicorn)"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench   measure the speaker engines, write docs/BENCHMARKS.md"
 	@echo "make bench-accuracy  decisions on household, noisy probes: docs/ACCURACY.md"
 	@echo "make bench-adaptation  safe adaptation over time, off and on: docs/ADAPTATION.md"
+	@echo "make bench-enrollment  enrollment length and sample gates: docs/ENROLLMENT.md"
 	@echo "make lint    ruff"
 
 # torch is installed first and pinned: this CPU build is on the machines' disk, and any
@@ -52,8 +53,11 @@ banner:
 worker: migrate
 	$(VENV)/bin/celery -A config worker --loglevel=INFO
 
+# One torch thread per process: the suite embeds thousands of short clips, and two spinning
+# OpenMP threads on a busy 2-core machine made each take seconds (timings are benchmarks'
+# business, not the tests').
 test: install
-	$(PY) -m pytest
+	VOICEPRINT_TORCH_THREADS=1 $(PY) -m pytest
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -78,6 +82,12 @@ bench-accuracy: install
 bench-adaptation: install
 	VOICEPRINT_TORCH_THREADS=1 $(PY) manage.py evaluate_adaptation $(LIBRISPEECH) --engine ge2e --part report \
 		--no-progress --cache var/adaptation-ge2e.pkl --markdown docs/ADAPTATION.md
+# How much enrollment speech a voice needs, and what one short, noisy or clipped sample does
+# to it: the same households and probes (2 s; clean, 10 and 5 dB babble) on the report speakers.
+bench-enrollment: install
+	VOICEPRINT_TORCH_THREADS=1 $(PY) manage.py evaluate_household $(LIBRISPEECH) --engine ge2e --part report \
+		--windows 2 --snrs clean,10,5 --enrollment-seconds 1,1.5,2,3,4,5,6 --enrollment-gates \
+		--no-progress --markdown docs/ENROLLMENT.md
 
 # How engine/heads/cohort-ge2e.npy and calibration-ge2e.json were made (a few minutes).
 # One torch thread per process: thousands of short clips, and on a busy machine two spinning

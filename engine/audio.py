@@ -135,6 +135,12 @@ def remove_silence(waveform: np.ndarray) -> np.ndarray:
     return _keep_voiced(waveform, _voiced_frames(waveform))
 
 
+def speech_seconds(waveform: np.ndarray) -> float:
+    """Seconds of speech in a 16 kHz float waveform, as silence removal counts them."""
+    voiced = _voiced_frames(np.asarray(waveform, dtype=np.float32))
+    return int(voiced.sum()) * VAD_FRAME / SAMPLE_RATE
+
+
 def _keep_voiced(waveform: np.ndarray, frames: np.ndarray) -> np.ndarray:
     """The samples of the voiced frames, in order."""
     if not frames.any():

@@ -12,6 +12,9 @@ decision rule can be measured where it is used (voiceprint.evaluation runs the r
   sends it), mixed at a chosen SNR with **babble** (three other talkers of the folder, each
   brought to the same power) or with a segment of a noise folder; the SNR is the window's
   power over the noise's power;
+* for enrollment studies, an enrollment part is cut by its **speech** (as the engine counts
+  it after silence removal) rather than by time, and a sample can be spoiled as devices spoil
+  it: babble at an SNR, or amplified into hard clipping;
 * speakers are assigned to a **part** (cohort, fit or report) by a hash of their label, so
   that a cohort, a calibration and a report made from one folder never share a speaker.
 
@@ -28,9 +31,10 @@ from typing import Literal
 
 import numpy as np
 
-from engine.audio import SAMPLE_RATE, decode_audio
+from engine.audio import SAMPLE_RATE, VAD_FRAME, decode_audio, speech_seconds
 from engine.errors import AudioDecodeError
 from engine.evaluation import LabelSource, audio_files, speaker_label
+from engine.quality import CLIPPING_LEVEL
 
 Part = Literal["cohort", "fit", "report"]
 PARTS: tuple[Part, ...] = ("cohort", "fit", "report")
@@ -142,6 +146,45 @@ def probe_windows(source: np.ndarray, window_seconds: float, count: int) -> list
         return []
     starts = np.linspace(0, len(source) - length, count).astype(int)
     return [source[s : s + length] for s in starts]
+
+
+def speech_prefix(waveform: np.ndarray, seconds: float) -> np.ndarray | None:
+    """The shortest start of ``waveform`` (in whole VAD frames) that holds ``seconds`` of
+    speech by the engine's own count of that piece; None when all of it holds less."""
+    if speech_seconds(waveform) < seconds:
+        return None
+    low, high = 0, len(waveform) // VAD_FRAME + 1  # speech(low) < seconds <= speech(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if speech_seconds(waveform[: middle * VAD_FRAME]) >= seconds:
+            high = middle
+        else:
+            low = middle
+    return waveform[: high * VAD_FRAME]
+
+
+def speech_pieces(waveform: np.ndarray, seconds: Sequence[float]) -> list[np.ndarray] | None:
+    """Consecutive pieces of ``waveform`` holding ``seconds[i]`` of speech each (None when
+    it holds too little), and the rest after them as the last element."""
+    pieces, rest = [], waveform
+    for wanted in seconds:
+        piece = speech_prefix(rest, wanted)
+        if piece is None:
+            return None
+        pieces.append(piece)
+        rest = rest[len(piece) :]
+    return [*pieces, rest]
+
+
+def clip_to_share(waveform: np.ndarray, share: float) -> np.ndarray:
+    """``waveform`` amplified, then hard-clipped at full scale, so that ``share`` of its
+    samples reach the clipping level of engine.quality (an overdriven microphone)."""
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"a share of samples in (0, 1), not {share}")
+    level = float(np.quantile(np.abs(waveform), 1.0 - share))
+    if level <= 0.0:
+        raise ValueError(f"fewer than {share:.1%} of the samples are not silent")
+    return np.clip(waveform * (CLIPPING_LEVEL / level), -1.0, 1.0).astype(np.float32)
 
 
 def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:

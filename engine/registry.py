@@ -207,9 +207,18 @@ def embed_audio(data: bytes, engine_name: str | None = None) -> EmbeddingResult:
     return _embed(prepared, engine_name)
 
 
-def embed_waveform(waveform: np.ndarray, engine_name: str | None = None) -> EmbeddingResult:
-    """As :func:`embed_audio`, for a 16 kHz mono float32 waveform already decoded."""
-    prepared = prepare_waveform(waveform, current_settings())
+def embed_waveform(
+    waveform: np.ndarray,
+    engine_name: str | None = None,
+    *,
+    settings: EngineSettings | None = None,
+) -> EmbeddingResult:
+    """As :func:`embed_audio`, for a 16 kHz mono float32 waveform already decoded.
+
+    ``settings`` replaces the process settings' length rules for this call (an evaluation
+    embeds less speech than the service accepts, to see what refusing it is worth).
+    """
+    prepared = prepare_waveform(waveform, settings or current_settings())
     return _embed(prepared, engine_name)
 
 

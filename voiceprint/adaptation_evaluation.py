@@ -41,6 +41,7 @@ from voiceprint.decision import Decision, decide, score_voices
 from voiceprint.evaluation import (
     EmbeddedMaterial,
     EmbeddedProbe,
+    ProbeSetup,
     balanced_point,
     embed_material,
     embed_probes,
@@ -87,17 +88,13 @@ def embed_stream_material(
         seed=seed,
         progress=progress,
     )
-    probes, refused = embed_probes(
-        held_out,
-        conditions,
-        labels=embedded.labels,
-        engine_name=engine_name,
-        windows_per_speaker=held_out_windows,
-        noises=noises,
-        seed=seed + 1,
-        progress=progress,
+    # The held-out probes of the same voices, kept apart from the stream's.
+    held = dataclasses.replace(embedded, probes=[], refused={})
+    setup = ProbeSetup(
+        conditions, windows_per_speaker=held_out_windows, noises=noises, seed=seed + 1
     )
-    return StreamMaterial(embedded=embedded, held_out=probes, held_out_refused=refused)
+    embed_probes(held, held_out, setup, engine_name=engine_name, progress=progress)
+    return StreamMaterial(embedded=embedded, held_out=held.probes, held_out_refused=held.refused)
 
 
 # --- the simulation ---------------------------------------------------------------------------

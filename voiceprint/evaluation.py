@@ -17,6 +17,7 @@ The same embedded material gives the trials the calibration is fitted on (:func:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -62,68 +63,106 @@ def embed_material(
     progress: bool = True,
 ) -> EmbeddedMaterial:
     """Embed every enrollment sample and every probe of ``material`` in ``conditions``."""
+    embedded = embed_enrollments(
+        [(s.label, s.enrollment) for s in material.speakers],
+        engine_name=engine_name,
+        progress=progress,
+    )
+    probes = ProbeSetup(
+        conditions, windows_per_speaker=windows_per_speaker, noises=noises, seed=seed
+    )
+    embed_probes(embedded, material, probes, engine_name=engine_name, progress=progress)
+    return embedded
+
+
+def embed_enrollments(
+    enrollments: Sequence[tuple[str, Sequence[np.ndarray]]],
+    *,
+    engine_name: str | None = None,
+    progress: bool = True,
+) -> EmbeddedMaterial:
+    """Enroll each (label, samples) as a voice, without probes. A sample with too little
+    speech is refused (as the service refuses it); a speaker with no sample left out."""
     samples, owners, centroids, labels = [], [], [], []
-    speakers = tqdm(material.speakers, desc="enrollment", unit="speaker", disable=not progress)
-    for speaker in speakers:
-        vectors = [v for v in (_embed(w, engine_name) for w in speaker.enrollment) if v is not None]
+    speakers = tqdm(enrollments, desc="enrollment", unit="speaker", disable=not progress)
+    for label, waveforms in speakers:
+        vectors = [v for v in (_embed(w, engine_name) for w in waveforms) if v is not None]
         if not vectors:
             continue  # no sample with enough speech: this speaker cannot be enrolled
         samples.extend(v.vector for v in vectors)
         owners.extend([len(labels)] * len(vectors))
-        centroids.append(_unit(np.mean([v.vector for v in vectors], axis=0)))
-        labels.append(speaker.label)
+        centroids.append(enrollment_centroid([v.vector for v in vectors]))
+        labels.append(label)
         name = vectors[0].model
     if not labels:
         raise ValueError("no speaker has an enrollment sample with enough speech")
-    embedded = EmbeddedMaterial(
+    return EmbeddedMaterial(
         engine=name,
         labels=labels,
         centroids=np.stack(centroids),
         samples=np.stack(samples),
         sample_speakers=np.asarray(owners),
     )
-    embedded.probes, embedded.refused = embed_probes(
-        material,
-        conditions,
-        labels=labels,
-        engine_name=engine_name,
-        windows_per_speaker=windows_per_speaker,
-        noises=noises,
-        seed=seed,
-        progress=progress,
-    )
-    return embedded
+
+
+@dataclass(frozen=True)
+class ProbeSetup:
+    """Which probes every speaker gets (engine.household.make_probes)."""
+
+    conditions: Sequence[Condition]
+    windows_per_speaker: int = 3
+    #: Noise recordings to mix in; none: babble of other speakers.
+    noises: Sequence[np.ndarray] = ()
+    seed: int = 0
 
 
 def embed_probes(
+    embedded: EmbeddedMaterial,
     material: Material,
-    conditions: Sequence[Condition],
+    setup: ProbeSetup,
     *,
-    labels: Sequence[str],
     engine_name: str | None = None,
-    windows_per_speaker: int = 3,
-    noises: Sequence[np.ndarray] = (),
-    seed: int = 0,
     progress: bool = True,
-) -> tuple[list[EmbeddedProbe], dict[str, int]]:
-    """The probes of ``material``'s speakers among ``labels`` (their index there), and the
-    count refused for too little speech per condition name."""
-    index_of = {label: i for i, label in enumerate(labels)}
-    embedded: list[EmbeddedProbe] = []
-    refused: dict[str, int] = {}
+) -> None:
+    """Add to ``embedded`` the probes of those speakers of ``material`` it enrolled."""
+    index_of = {label: i for i, label in enumerate(embedded.labels)}
     probes = make_probes(
-        material, conditions, windows_per_speaker=windows_per_speaker, noises=noises, seed=seed
+        material,
+        setup.conditions,
+        windows_per_speaker=setup.windows_per_speaker,
+        noises=setup.noises,
+        seed=setup.seed,
     )
-    total = len(material.speakers) * windows_per_speaker * len(conditions)
+    total = len(material.speakers) * setup.windows_per_speaker * len(setup.conditions)
     for probe in tqdm(probes, desc="probes", unit="probe", total=total, disable=not progress):
         if probe.speaker not in index_of:
             continue
         result = _embed(probe.waveform, engine_name)
         if result is None:
-            refused[probe.condition.name] = refused.get(probe.condition.name, 0) + 1
+            name = probe.condition.name
+            embedded.refused[name] = embedded.refused.get(name, 0) + 1
             continue
-        embedded.append(EmbeddedProbe(index_of[probe.speaker], probe.condition, result))
-    return embedded, refused
+        embedded.probes.append(EmbeddedProbe(index_of[probe.speaker], probe.condition, result))
+
+
+def enrollment_centroid(vectors: Sequence[np.ndarray]) -> np.ndarray:
+    """A voice from its samples' embeddings, as enrollment makes it: the normalised mean."""
+    return _unit(np.mean(vectors, axis=0))
+
+
+def with_enrollment(
+    embedded: EmbeddedMaterial, samples: Sequence[Sequence[np.ndarray]]
+) -> EmbeddedMaterial:
+    """``embedded`` with each voice enrolled from other sample embeddings (one sequence per
+    voice, in label order); the probes are shared, not copied."""
+    return dataclasses.replace(
+        embedded,
+        centroids=np.stack([enrollment_centroid(vectors) for vectors in samples]),
+        samples=np.concatenate([np.stack(vectors) for vectors in samples]),
+        sample_speakers=np.concatenate(
+            [np.full(len(vectors), i) for i, vectors in enumerate(samples)]
+        ),
+    )
 
 
 def _embed(waveform: np.ndarray, engine_name: str | None) -> engine.EmbeddingResult | None:

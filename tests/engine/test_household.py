@@ -7,17 +7,21 @@ import shutil
 import numpy as np
 import pytest
 
-from engine.audio import SAMPLE_RATE, decode_audio
+from engine.audio import SAMPLE_RATE, VAD_FRAME, decode_audio, speech_seconds
 from engine.household import (
     PARTS,
     Condition,
+    clip_to_share,
     load_material,
     make_probes,
     mix_at_snr,
     probe_windows,
     speaker_part,
+    speech_pieces,
+    speech_prefix,
     split_speaker,
 )
+from engine.quality import clipped_share
 from tests.conftest import SHARED_AUDIO, require_shared
 
 LIBRISPEECH = SHARED_AUDIO / "librispeech-train-clean-100"
@@ -85,3 +89,32 @@ def test_material_from_real_speech_makes_every_condition(tmp_path):
     decoded = decode_audio(first.read_bytes())
     speaker = material.speakers[0]
     assert np.array_equal(speaker.enrollment[0], decoded[: len(speaker.enrollment[0])])
+
+
+def _utterance() -> np.ndarray:
+    require_shared(LIBRISPEECH)
+    path = max(LIBRISPEECH.glob("*.flac"), key=lambda p: p.stat().st_size)
+    return decode_audio(path.read_bytes())
+
+
+def test_pieces_hold_the_speech_asked_for_by_the_engines_count():
+    utterance = _utterance()
+    pieces = speech_pieces(utterance, [1.5, 1.5, 2.0])
+    assert pieces is not None
+    *samples, _rest = pieces
+    for sample, wanted in zip(samples, [1.5, 1.5, 2.0], strict=True):
+        assert speech_seconds(sample) >= wanted
+        # The shortest such piece: one frame less holds less (the VAD frame is 30 ms).
+        assert speech_seconds(sample[:-VAD_FRAME]) < wanted
+    assert sum(len(p) for p in pieces) == len(utterance)  # consecutive, nothing lost
+    assert speech_prefix(utterance[: SAMPLE_RATE // 2], 1.0) is None
+
+
+def test_clipping_reaches_the_share_engine_quality_measures():
+    utterance = _utterance()
+    for share in (0.001, 0.01, 0.1):
+        clipped = clip_to_share(utterance, share)
+        assert np.abs(clipped).max() <= 1.0
+        assert clipped_share(clipped) == pytest.approx(share, rel=0.05)
+    with pytest.raises(ValueError):
+        clip_to_share(np.zeros(SAMPLE_RATE, dtype=np.float32), 0.01)

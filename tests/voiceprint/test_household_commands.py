@@ -37,6 +37,17 @@ def run(*args: str) -> str:
     return out.getvalue()
 
 
+def evaluate_household(folder: Path, *args: str) -> str:
+    """evaluate_household on every speaker of ``folder``, households of 2, few probes."""
+    return run(
+        "evaluate_household",
+        str(folder),
+        *("--engine", "ge2e", "--part", "all", "--household-size", "2"),
+        *args,
+        *FAST,
+    )
+
+
 def test_cohort_then_calibration_make_a_usable_scorer(tmp_path, long_files):
     cohort = _speakers(tmp_path / "cohort", long_files[:4])
     fit = _speakers(tmp_path / "fit", long_files[4:10])
@@ -94,19 +105,7 @@ def test_calibration_needs_a_cohort_first(tmp_path, long_files):
 def test_household_report_counts_every_probe(tmp_path, long_files):
     folder = _speakers(tmp_path / "speech", long_files[:6])
     report = tmp_path / "ACCURACY.md"
-    output = run(
-        "evaluate_household",
-        str(folder),
-        "--engine",
-        "ge2e",
-        "--part",
-        "all",
-        "--household-size",
-        "2",
-        "--markdown",
-        str(report),
-        *FAST,
-    )
+    output = evaluate_household(folder, "--markdown", str(report))
     assert report.read_text() == output.split("wrote ")[0]
     rows = [line for line in output.splitlines() if line.startswith("| raw cosine")]
     assert len(rows) == 2  # one per condition
@@ -122,3 +121,20 @@ def test_bad_options_are_refused(tmp_path, long_files):
         run("evaluate_household", str(folder), "--snrs", "loud")
     with pytest.raises(CommandError, match="not a folder"):
         run("evaluate_household", str(tmp_path / "missing"))
+
+
+def test_enrollment_lengths_differ_only_in_speech(tmp_path, long_files):
+    folder = _speakers(tmp_path / "speech", long_files[:5])
+    output = evaluate_household(folder, "--enrollment-seconds", "1,3")
+    assert "5 speakers; 0 left out of every length" in output
+    for asked in ("1", "3"):
+        row = next(line for line in output.splitlines() if line.startswith(f"| {asked} s |"))
+        speech = float(row.split("|")[2].strip().removesuffix(" s"))
+        assert float(asked) <= speech < float(asked) + 0.3  # cut by the engine's count
+    assert "| 2 s, clean |" in output  # the fit over the lengths
+
+
+def test_enrollment_seconds_must_be_positive(tmp_path, long_files):
+    folder = _speakers(tmp_path / "speech", long_files[:3])
+    with pytest.raises(CommandError, match="--enrollment-seconds"):
+        run("evaluate_household", str(folder), "--enrollment-seconds", "0,2")

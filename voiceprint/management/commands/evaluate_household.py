@@ -11,12 +11,14 @@ from django.core.management.base import BaseCommand
 
 from engine.evaluation import ge2e_reference_comparison
 from engine.scoring import load_scorer
+from voiceprint.enrollment_evaluation import MIN_SAMPLE_SECONDS
 from voiceprint.evaluation import (
     ConditionReport,
     conditions_from,
     household_report,
     pooled_eers,
 )
+from voiceprint.management.commands._enrollment import enrollment_markdown
 from voiceprint.management.commands._household import (
     add_material_arguments,
     add_probe_arguments,
@@ -52,9 +54,31 @@ class Command(BaseCommand):
             help="ge2e: also compare the pipeline with resemblyzer's own on clean, long speech",
         )
         parser.add_argument("--markdown", type=Path, help="also write the report to this file")
+        parser.add_argument(
+            "--enrollment-seconds",
+            help="instead of the household report: acceptance against the seconds of speech "
+            "each voice is enrolled with, e.g. 1,2,3,4,5 (speakers with less speech than the "
+            "largest are left out of every length)",
+        )
+        parser.add_argument(
+            "--enrollment-sample-seconds",
+            type=float,
+            default=MIN_SAMPLE_SECONDS,
+            help="with --enrollment-seconds: the shortest sample a length is cut into "
+            f"(default {MIN_SAMPLE_SECONDS:g})",
+        )
+        parser.add_argument(
+            "--enrollment-gates",
+            action="store_true",
+            help="instead of the household report: what one short, noisy or clipped sample "
+            "added to a good enrollment does",
+        )
 
     def handle(self, *args, **options):
         conditions = conditions_from(parse_windows(options["windows"]), parse_snrs(options["snrs"]))
+        if options["enrollment_seconds"] or options["enrollment_gates"]:
+            self._write(enrollment_markdown(options, conditions), options)
+            return
         embedded = embedded_from(options, conditions)
         scorer = None if options["raw"] else load_scorer(embedded.engine)
         threshold = options["threshold"]
@@ -80,6 +104,9 @@ class Command(BaseCommand):
         text = _markdown(options, embedded, rows, pooled_eers(embedded, scorer), threshold)
         if options["reference"]:
             text += _reference_markdown(options)
+        self._write(text, options)
+
+    def _write(self, text: str, options: dict) -> None:
         self.stdout.write(text)
         if options["markdown"]:
             options["markdown"].write_text(text, encoding="utf-8")
