@@ -270,10 +270,10 @@ VOICEPRINT_DEFAULT_THRESHOLDS = env_str("VOICEPRINT_DEFAULT_THRESHOLDS")
 # Enrollment guidance and gates (README "Enrollment"; the defaults are measured in
 # docs/ENROLLMENT.md with `make bench-enrollment`). Net speech a voice should reach; one
 # sample refused (40003) with less speech, a lower estimated SNR or more clipping than these.
-VOICEPRINT_ENROLL_TARGET_SECONDS = env_float("VOICEPRINT_ENROLL_TARGET_SECONDS", 12.0)
+VOICEPRINT_ENROLL_TARGET_SECONDS = env_float("VOICEPRINT_ENROLL_TARGET_SECONDS", 6.0)
 VOICEPRINT_ENROLL_MIN_SPEECH_SECONDS = env_float("VOICEPRINT_ENROLL_MIN_SPEECH_SECONDS", 1.5)
-VOICEPRINT_ENROLL_MIN_SNR_DB = env_float("VOICEPRINT_ENROLL_MIN_SNR_DB", 8.0)
-VOICEPRINT_ENROLL_MAX_CLIPPING = env_float("VOICEPRINT_ENROLL_MAX_CLIPPING", 0.01)
+VOICEPRINT_ENROLL_MIN_SNR_DB = env_float("VOICEPRINT_ENROLL_MIN_SNR_DB", 12.5)
+VOICEPRINT_ENROLL_MAX_CLIPPING = env_float("VOICEPRINT_ENROLL_MAX_CLIPPING", 0.05)
 #: A new voice that an existing voice on its devices or store would already match: "warn"
 #: (reported in similar_voices and the enrollment issues) or "refuse" (40900).
 VOICEPRINT_LOOKALIKE_POLICY = env_choice("VOICEPRINT_LOOKALIKE_POLICY", "warn", ("warn", "refuse"))

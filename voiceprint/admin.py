@@ -503,8 +503,8 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
 
 def progress_message(summary: EnrollmentSummary) -> str:
-    """An enrollment's progress in words: "Enrolled 3.7 s of 12 s of speech (31%): add
-    9 s more speech."."""
+    """An enrollment's progress in words: "Enrolled 3.7 s of 6 s of speech (62%): add
+    3 s more speech."."""
     text = (
         f"Enrolled {summary.speech_seconds:.1f} s of {summary.target_speech_seconds:g} s of "
         f"speech ({summary.progress:.0%})"

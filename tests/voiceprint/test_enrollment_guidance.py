@@ -77,7 +77,7 @@ def test_a_voice_at_its_target_has_nothing_more_to_add(api, speech, kitchen, set
 
 
 def test_a_noisy_sample_that_passes_the_gate_is_named_in_the_issues(api, speech, kitchen):
-    noisy = with_white_noise(speech.enroll("fangjun", 2), 12.0)
+    noisy = with_white_noise(speech.enroll("fangjun", 2), 14.0)
     issues = enroll(api, noisy, kitchen)["enrollment"]["issues"]
     assert any(issue.startswith("noisy: SNR ") and "sample #0" in issue for issue in issues)
 

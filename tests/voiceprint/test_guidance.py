@@ -14,7 +14,7 @@ def limits(settings):
     settings.VOICEPRINT_ENROLL_TARGET_SECONDS = 10.0
     settings.VOICEPRINT_ENROLL_MIN_SPEECH_SECONDS = 1.5
     settings.VOICEPRINT_ENROLL_MIN_SNR_DB = 8.0
-    settings.VOICEPRINT_ENROLL_MAX_CLIPPING = 0.01
+    settings.VOICEPRINT_ENROLL_MAX_CLIPPING = 0.01  # not the defaults: the wording is tested
 
 
 def quality(speech: float = 4.0, snr: float = 30.0, clipping: float = 0.0) -> ProbeQuality:
@@ -44,7 +44,7 @@ def test_gates_say_why(bad, reason):
 def test_summary_counts_enrollment_speech_only_and_names_each_problem():
     samples = [
         SampleFacts(speech_seconds=3.2, snr_db=30.0, clipping=0.0, agreement=0.9),
-        SampleFacts(speech_seconds=2.0, snr_db=11.0, clipping=0.02, agreement=0.5),
+        SampleFacts(speech_seconds=2.0, snr_db=11.0, clipping=0.04, agreement=0.5),
         SampleFacts(speech_seconds=2.0, snr_db=30.0, clipping=0.0, adaptation=True),
     ]
     summary = enrollment_summary(samples, agreement_threshold=0.75)
@@ -53,7 +53,7 @@ def test_summary_counts_enrollment_speech_only_and_names_each_problem():
     assert summary.issues == [
         "add 5 s more speech",
         "noisy: SNR 11 dB in sample #1; a quieter recording helps",
-        "clipped: 2.0% of sample #1 at full scale; lower the gain",
+        "clipped: 4.0% of sample #1 at full scale; lower the gain",
         "sample #1 does not agree with the others (score 0.500): if it is someone else, remove it",
     ]
 

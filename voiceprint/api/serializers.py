@@ -26,7 +26,7 @@ class EnrollmentOutputSerializer(serializers.Serializer):
     progress = serializers.FloatField(help_text="speech_seconds / target_speech_seconds, 0-1")
     issues = serializers.ListField(
         child=serializers.CharField(),
-        help_text='what would help, e.g. "add 8 s more speech", "noisy: SNR 9 dB in sample #1"'
+        help_text='what would help, e.g. "add 3 s more speech", "noisy: SNR 9 dB in sample #1"'
         " (#n: the `sample` index of voices/{id}/audio); empty when nothing",
     )
 

@@ -131,8 +131,8 @@ REGISTER = _operation(
             "Registered",
             value={
                 "id": VOICE_ID, "name": "mother", "registered_at": "2025-01-01T12:00:00Z",
-                "enrollment": {"speech_seconds": 4.2, "target_speech_seconds": 12.0,
-                               "progress": 0.35, "issues": ["add 8 s more speech"]},
+                "enrollment": {"speech_seconds": 3.2, "target_speech_seconds": 6.0,
+                               "progress": 0.533, "issues": ["add 3 s more speech"]},
                 "similar_voices": [{"voice_id": "3b1f", "voice_name": "father", "score": 0.41,
                                     "lookalike": False}],
             },
