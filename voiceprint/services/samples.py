@@ -38,7 +38,8 @@ def voice_centroid_refresh(voice: Voice) -> None:
     vectors = np.stack([np.asarray(s.embedding, dtype=np.float32) for s in samples])
     total = vectors.sum(axis=0)
     for sample, vector in zip(samples, vectors, strict=True):
-        sample.agreement = float(vector @ _unit(total - vector)) if len(samples) > 1 else None
+        agreement = float(vector @ _unit(total - vector))
+        sample.agreement = round(agreement, 4) if len(samples) > 1 else None
     VoiceSample.objects.bulk_update(samples, ["agreement"])
     adapted = np.array([s.kind == SampleKind.ADAPTATION for s in samples])
     voice.centroid = adapted_centroid(vectors[~adapted], vectors[adapted])
