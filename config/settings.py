@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import dj_database_url
 from dotenv import load_dotenv
 
+from utilities import sealing
 from utilities.env import (
     env_bool,
     env_choice,
@@ -33,16 +35,28 @@ VAR_DIR = env_path("VOICEPRINT_VAR_DIR", BASE_DIR / "var").resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def _local_secret_key() -> str:
-    """A per-install random key kept under var/, so a fresh clone needs no configuration."""
-    path = VAR_DIR / "secret_key"
+def _local_secret(name: str, generate: Callable[[], str]) -> str:
+    """A per-install random secret kept in var/`name` (readable by its owner only), so a
+    fresh clone needs no configuration. Created whole under a temporary name and linked
+    into place, so processes starting together all read the one that won."""
+    path = VAR_DIR / name
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        draft = VAR_DIR / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(generate())
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            draft.unlink()
     return path.read_text().strip()
 
 
-SECRET_KEY = env_str("DJANGO_SECRET_KEY") or _local_secret_key()
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or _local_secret(
+    "secret_key", lambda: secrets.token_urlsafe(50)
+)
 DEBUG = env_bool("DJANGO_DEBUG")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
@@ -159,6 +173,13 @@ if env_str("AWS_STORAGE_BUCKET_NAME"):
             "file_overwrite": False,
         },
     }
+
+# Enrollment audio is encrypted before it reaches the storage above (utilities/sealing.py,
+# voiceprint/services/storage.py): base64 keys of 32 bytes, the first seals, all open
+# (rotation: `manage.py rotate_audio_key`). Unset: a key generated into var/audio_key.
+VOICEPRINT_AUDIO_KEY = env_list("VOICEPRINT_AUDIO_KEY") or [
+    _local_secret("audio_key", sealing.new_key)
+]
 
 # Raw audio bodies are capped by the API itself; this only bounds what Django buffers.
 # (10 MB of audio as base64 is 13.4 MB of JSON, and Voice API verify takes two audios;

@@ -19,6 +19,7 @@ from django.core.checks import CheckMessage, Error
 from engine import available_engines
 from engine.settings import EngineSettings, environment_problems
 from utilities.env import EnvError, parse_number_map, parse_rate
+from utilities.sealing import Keyring, KeyringError
 from utilities.url_fetch import invalid_allowlist_entries
 
 #: Settings that count something or bound a wait: they must be greater than 0.
@@ -123,6 +124,19 @@ def check_cache_url(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     return [Error(why, id="voiceprint.E008")]
 
 
+def check_audio_key(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    """VOICEPRINT_AUDIO_KEY: base64 keys of 32 bytes (utilities/sealing.py), as the storage
+    of enrollment audio will read them. The message never repeats a key."""
+    try:
+        Keyring.from_config(settings.VOICEPRINT_AUDIO_KEY, name="VOICEPRINT_AUDIO_KEY")
+    except KeyringError as exc:
+        hint = "32 random bytes in base64 each, separated by commas, e.g. from " + (
+            "`python manage.py rotate_audio_key --new-key`"
+        )
+        return [Error(str(exc), hint=hint, id="voiceprint.E020")]
+    return []
+
+
 def _known_engines() -> str:
     return "known engines: " + ", ".join(available_engines())
 
@@ -136,4 +150,5 @@ SETTINGS_CHECKS: tuple[Callable[..., list[CheckMessage]], ...] = (
     check_positive_limits,
     check_logging,
     check_cache_url,
+    check_audio_key,
 )

@@ -12,7 +12,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, F, Window
 from django.db.models.functions import RowNumber
-from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -23,6 +23,7 @@ from console.charts import heat_style, stacked_bar_chart
 from console.errors import SERVICE_ERRORS, describe
 from console.forms import AddSampleForm, EnrollVoiceForm, OperatingPointFitForm
 from console.scoping import TenantScopedAdminMixin, scope
+from core.exceptions import ApiError
 from devices.models import Device
 from engine.evaluation import speaker_label
 from tenancy.scoping import owned
@@ -490,6 +491,12 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             audio = services.audio_open(sample.audio.name)
         except (FileNotFoundError, OSError) as exc:
             raise Http404("the sample's audio is missing from storage") from exc
+        except ApiError as exc:
+            # Not decryptable (its key is not configured, or the file was altered), or the
+            # key setting is malformed: said in words, never a trace.
+            return HttpResponse(
+                describe(exc), status=exc.code.http_status, content_type="text/plain"
+            )
         response = FileResponse(
             audio,
             content_type="audio/wav",

@@ -14,8 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.test import Client
 
 from tests.conftest import SHARED_AUDIO
@@ -52,27 +50,28 @@ def make_voice(tenant, *, name: str, devices=(), role=None):
     """A voice with one stored sample, without the engine."""
     from roles.selectors import role_get_default
     from voiceprint.models import Voice, VoiceBinding, VoiceSample
+    from voiceprint.services import audio_store
 
     vector = np.random.default_rng(len(name)).standard_normal(256).astype(np.float32)
     vector /= np.linalg.norm(vector)
-    audio = default_storage.save(f"voices/{tenant.pk}/{name}.wav", ContentFile(tone_wav()))
-    voice = Voice.objects.create(
-        tenant=tenant,
-        name=name,
-        threshold=0.7,
-        role=role or role_get_default(tenant),
-        engine_name="ge2e",
-        dim=256,
-        centroid=vector,
-    )
-    sample = VoiceSample.objects.create(
-        voice=voice,
-        audio=audio,
-        engine_name="ge2e",
-        embedding=vector,
-        duration_seconds=1.0,
-        speech_seconds=1.0,
-    )
+    with audio_store(tenant, wav=tone_wav()) as audio:  # encrypted, as the services store it
+        voice = Voice.objects.create(
+            tenant=tenant,
+            name=name,
+            threshold=0.7,
+            role=role or role_get_default(tenant),
+            engine_name="ge2e",
+            dim=256,
+            centroid=vector,
+        )
+        sample = VoiceSample.objects.create(
+            voice=voice,
+            audio=audio,
+            engine_name="ge2e",
+            embedding=vector,
+            duration_seconds=1.0,
+            speech_seconds=1.0,
+        )
     VoiceBinding.objects.bulk_create(VoiceBinding(voice=voice, device=d) for d in devices)
     return voice, sample
 

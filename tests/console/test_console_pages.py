@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import pytest
 from django.contrib import admin
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.urls import reverse
 
 from tests.conftest import make_client, stored_files
+from tests.console.conftest import tone_wav
 from tests.console.test_operator_isolation import admin_url, sample_formset
 from tests.helpers import VP, envelope
+from voiceprint.models import VoiceSample
 
 pytestmark = pytest.mark.django_db
 
@@ -237,7 +241,26 @@ class TestVoices:
         )
         audio = superuser_client.get(url)
         assert audio["Content-Type"] == "audio/wav"
-        assert b"".join(audio.streaming_content) == acme.sample.audio.open("rb").read()
+        # Decrypted on the way out: the WAV that was stored, not the bytes in storage.
+        assert b"".join(audio.streaming_content) == tone_wav()
+        assert acme.sample.audio.open("rb").read() != tone_wav()
+
+    def test_legacy_plaintext_audio_still_plays(self, superuser_client, acme):
+        name = default_storage.save("voices/legacy.wav", ContentFile(tone_wav(0.5)))
+        VoiceSample.objects.filter(pk=acme.sample.pk).update(audio=name)
+        audio = superuser_client.get(admin_url("voiceprint_voice", "sample_audio", acme.sample.pk))
+        assert b"".join(audio.streaming_content) == tone_wav(0.5)
+
+    def test_tampered_audio_is_refused_in_words(self, superuser_client, acme, media_root):
+        stored = media_root / acme.sample.audio.name
+        blob = bytearray(stored.read_bytes())
+        blob[-1] ^= 1
+        stored.write_bytes(bytes(blob))
+        audio = superuser_client.get(admin_url("voiceprint_voice", "sample_audio", acme.sample.pk))
+        assert audio.status_code == 500
+        assert audio["Content-Type"] == "text/plain"
+        assert "failed authentication" in audio.content.decode()
+        assert "Traceback" not in audio.content.decode()
 
     def test_sample_audio_is_staff_only(self, client, acme):
         url = admin_url("voiceprint_voice", "sample_audio", acme.sample.pk)

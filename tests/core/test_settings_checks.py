@@ -4,7 +4,9 @@ with that message before it starts anything, instead of failing requests later."
 
 from __future__ import annotations
 
+import base64
 import os
+import stat
 import subprocess
 import sys
 
@@ -14,6 +16,7 @@ from django.core.checks import run_checks
 from core.checks import POSITIVE_SETTINGS
 from tests.config.service import free_port, postmaster_pid
 from tests.conftest import PROJECT_ROOT
+from utilities.sealing import new_key
 
 
 def reported() -> dict[str, str]:
@@ -144,6 +147,25 @@ def test_a_cache_url_that_is_not_redis_is_reported(settings):
     assert "VOICEPRINT_CACHE_URL" in messages["voiceprint.E008"]
 
 
+@pytest.mark.parametrize(
+    ("keys", "problem"),
+    [
+        (["c2hvcnQ="], "key #1 must be 32 bytes"),
+        ([new_key(), "not base64!"], "key #2 is not base64"),
+        ([], "holds no key"),
+    ],
+)
+def test_a_malformed_audio_key_is_reported_without_the_key(settings, keys, problem):
+    settings.VOICEPRINT_AUDIO_KEY = keys
+
+    messages = reported()
+
+    assert list(messages) == ["voiceprint.E020"]
+    assert messages["voiceprint.E020"].startswith("VOICEPRINT_AUDIO_KEY")
+    assert problem in messages["voiceprint.E020"]
+    assert not any(key in messages["voiceprint.E020"] for key in keys)
+
+
 # --- at start-up --------------------------------------------------------------------------------
 
 
@@ -203,3 +225,30 @@ def test_management_commands_stop_on_a_value_of_the_wrong_type(tmp_path):
     message = "Configuration error: VOICEPRINT_EMBED_TIMEOUT must be a number, not 'soon'"
     assert message in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_make_run_stops_on_a_malformed_audio_key(tmp_path):
+    done = serve(tmp_path, VOICEPRINT_AUDIO_KEY="c2VjcmV0LWJ1dC10b28tc2hvcnQ=")
+
+    assert done.returncode != 0
+    assert "voiceprint.E020" in done.stderr and "VOICEPRINT_AUDIO_KEY" in done.stderr
+    assert "c2VjcmV0LWJ1dC10b28tc2hvcnQ=" not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (tmp_path / "var" / "pgdata").exists()
+
+
+def test_a_fresh_install_generates_its_audio_key_under_var(tmp_path):
+    """Without VOICEPRINT_AUDIO_KEY a key is made once in var/audio_key, readable by its
+    owner only, and every later process uses the same one."""
+    read_key = [sys.executable, "-c",
+                "from django.conf import settings; import django; django.setup(); "
+                "print(settings.VOICEPRINT_AUDIO_KEY[0])"]  # fmt: skip
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings", "VOICEPRINT_AUDIO_KEY": ""}
+    first, again = (start(read_key, tmp_path, **env) for _ in range(2))
+
+    stored = tmp_path / "var" / "audio_key"
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == again.stdout.strip() == stored.read_text().strip()
+    assert len(base64.b64decode(stored.read_text())) == 32
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert [p.name for p in (tmp_path / "var").iterdir() if p.name.startswith(".audio_key")] == []

@@ -108,8 +108,8 @@ class TestCreateForms:
         assert same_samples(stored_audio(api, voice), audio)
         row = Voice.objects.get(voice_id=voice["voice_id"])
         assert row.dim == DIM and len(row.centroid) == DIM
-        # The audio lives under MEDIA_ROOT (the tmp folder of this test).
-        assert [p.suffix for p in media_root.rglob("*") if p.is_file()] == [".wav"]
+        # The audio lives under MEDIA_ROOT (the tmp folder of this test), encrypted.
+        assert [p.suffixes for p in media_root.rglob("*") if p.is_file()] == [[".wav", ".enc"]]
         assert get_listed(api) == [voice]
 
     def test_base64_data_uri(self, api, speech, device):

@@ -18,6 +18,7 @@ from tests.conftest import stored_files
 from tests.helpers import nothing_stored
 from voiceprint.models import Voice, VoiceBinding, VoiceSample
 from voiceprint.services import (
+    audio_read,
     cosine_similarity,
     voice_centroid_refresh,
     voice_create,
@@ -70,10 +71,11 @@ def test_create_stores_the_voice_its_sample_centroid_and_bindings(media_root):
     assert sample.engine_name == active.name
     np.testing.assert_allclose(np.asarray(sample.embedding), centroid, atol=1e-6)
     assert 0 < sample.speech_seconds <= sample.duration_seconds
-    # The recording is kept, as 16 kHz mono WAV, under the tenant and the test's media root.
+    # The recording is kept, as 16 kHz mono WAV (encrypted at rest), under the tenant and
+    # the test's media root.
     assert stored_files(media_root) == {sample.audio.name}
     assert sample.audio.name.startswith(f"voices/{tenant.pk}/")
-    info = soundfile.info(io.BytesIO((media_root / sample.audio.name).read_bytes()))
+    info = soundfile.info(io.BytesIO(audio_read(sample.audio.name)))
     assert (info.samplerate, info.channels) == (16000, 1)
     assert info.duration == pytest.approx(sample.duration_seconds, abs=0.01)
 

@@ -377,7 +377,8 @@ ADD_SAMPLE = audio_operation(
 AUDIO = {
     "operation_id": "voices_audio",
     "summary": "Download an enrollment sample",
-    "description": "The WAV bytes (16 kHz mono), not an envelope; errors are envelopes.",
+    "description": "The WAV bytes (16 kHz mono), not an envelope; errors are envelopes. "
+    'Stored encrypted (README "Enrollment audio at rest"), decrypted here.',
     "tags": VOICES,
     "parameters": [OpenApiParameter("sample", int, description="0-based sample index (default 0)")],
     "responses": {
@@ -387,6 +388,18 @@ AUDIO = {
     "examples": [
         envelope_error(ErrorCode.NOT_FOUND, "sample not found", "Sample not found"),
         VOICE_NOT_FOUND,
+        envelope_error(
+            ErrorCode.UNAVAILABLE,
+            "the stored audio 7Qm2xY.wav.enc was sealed with key id 1a2b3c4d, which is not "
+            "among the configured keys: add that key to VOICEPRINT_AUDIO_KEY",
+            "Audio key missing",
+        ),
+        envelope_error(
+            ErrorCode.INTERNAL,
+            "the stored audio 7Qm2xY.wav.enc failed authentication: altered or corrupt: it "
+            "is refused",
+            "Audio altered",
+        ),
         *COMMON_ERRORS,
     ],
 }

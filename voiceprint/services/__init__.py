@@ -4,7 +4,8 @@
   look-alikes, settings and device bindings (with the per-device capacity), centroids,
   re-embedding, deletion;
 - `recognition`: audio to embedding, and the 1:1 / 1:N decisions (by voiceprint.decision);
-- `storage`: enrollment audio encoded as WAV, stored, opened and deleted;
+- `storage`: enrollment audio encoded as WAV, encrypted, stored, opened, re-encrypted
+  when the key rotates, and deleted;
 - `calibration`: a tenant's operating point, fitted on its labelled audio.
 
 Callers import from `voiceprint.services`; the names below are the public ones.
@@ -44,18 +45,30 @@ from voiceprint.services.recognition import (
     voice_verify,
     voices_score,
 )
-from voiceprint.services.storage import audio_delete, audio_open, audio_store, wav_encode
+from voiceprint.services.storage import (
+    Reseal,
+    StoredAudioError,
+    audio_delete,
+    audio_open,
+    audio_read,
+    audio_store,
+    voice_sample_audio_reseal,
+    wav_encode,
+)
 
 __all__ = [
     "UNCHANGED",
     "EmbeddedAudio",
     "EnrollmentReport",
     "OperatingPointFit",
+    "Reseal",
+    "StoredAudioError",
     "VoiceIdentifyResult",
     "VoiceVerifyResult",
     "audio_delete",
     "audio_embed",
     "audio_open",
+    "audio_read",
     "audio_store",
     "cosine_similarity",
     "device_capacity_check",
@@ -73,6 +86,7 @@ __all__ = [
     "voice_pair_scores",
     "voice_reembed",
     "voice_sample_add",
+    "voice_sample_audio_reseal",
     "voice_sample_delete",
     "voice_similar_voices",
     "voice_update",

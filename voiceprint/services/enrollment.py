@@ -29,7 +29,7 @@ from voiceprint.selectors import (
 )
 from voiceprint.services.recognition import audio_embed, voice_engine_check, voices_score
 from voiceprint.services.samples import sample_create, voice_centroid_refresh
-from voiceprint.services.storage import audio_delete, audio_open, audio_store
+from voiceprint.services.storage import audio_delete, audio_read, audio_store
 from voiceprint.thresholds import default_similarity_threshold
 
 #: Marks an update field that was not given (None means "unset it").
@@ -256,8 +256,7 @@ def voice_reembed(voice: Voice, *, engine_name: str) -> bool:
         if not samples:
             raise conflict(f"voice {voice.voice_id} has no stored audio to re-embed")
         for sample in samples:
-            with audio_open(sample.audio.name) as stored:
-                result = compute_embedding(stored.read(), engine_name)
+            result = compute_embedding(audio_read(sample.audio.name), engine_name)
             sample.embedding, sample.engine_name = result.vector, result.model
             sample.save(update_fields=["embedding", "engine_name"])
         voice.engine_name, voice.dim = result.model, result.dim
