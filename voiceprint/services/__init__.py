@@ -5,7 +5,8 @@
   re-embedding, deletion;
 - `recognition`: audio to embedding, and the 1:1 / 1:N decisions (by voiceprint.decision);
 - `storage`: enrollment audio encoded as WAV, stored, opened and deleted;
-- `calibration`: a tenant's operating point, fitted on its labelled audio.
+- `calibration`: a tenant's operating point, fitted on its labelled audio;
+- `enrollment_limits`: the cap on the API's enrollments per device and hour.
 
 Callers import from `voiceprint.services`; the names below are the public ones.
 """
@@ -31,6 +32,7 @@ from voiceprint.services.enrollment import (
     voice_similar_voices,
     voice_update,
 )
+from voiceprint.services.enrollment_limits import device_enrollments_reserve
 from voiceprint.services.recognition import (
     EmbeddedAudio,
     VoiceIdentifyResult,
@@ -59,6 +61,7 @@ __all__ = [
     "audio_store",
     "cosine_similarity",
     "device_capacity_check",
+    "device_enrollments_reserve",
     "elapsed_ms",
     "operating_point_delete",
     "operating_point_fit",
