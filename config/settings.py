@@ -17,6 +17,7 @@ from utilities import sealing
 from utilities.env import (
     env_bool,
     env_choice,
+    env_count,
     env_float,
     env_int,
     env_list,
@@ -188,6 +189,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 30 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 15 * 1024 * 1024
 
 DEFAULT_RATE_LIMIT = "3000/min"
+DEFAULT_TOKEN_RATE_LIMIT = "1200/min"
 
 
 def tenant_rate_limit() -> str | None:
@@ -195,6 +197,12 @@ def tenant_rate_limit() -> str | None:
     counted in the default cache (CACHES); unset or empty: DEFAULT_RATE_LIMIT; "off": no
     limit."""
     return env_rate("VOICEPRINT_RATE_LIMIT", DEFAULT_RATE_LIMIT)
+
+
+def token_rate_limit() -> str | None:
+    """VOICEPRINT_TOKEN_RATE_LIMIT: requests per API token, as VOICEPRINT_RATE_LIMIT, beside
+    it; unset or empty: DEFAULT_TOKEN_RATE_LIMIT; "off": no limit."""
+    return env_rate("VOICEPRINT_TOKEN_RATE_LIMIT", DEFAULT_TOKEN_RATE_LIMIT)
 
 
 REST_FRAMEWORK = {
@@ -211,8 +219,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",
-    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.TenantRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"tenant": tenant_rate_limit()},
+    # The token's limit first: a request refused by it does not count against its tenant's.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "core.throttling.TokenRateThrottle",
+        "core.throttling.TenantRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {"token": token_rate_limit(), "tenant": tenant_rate_limit()},
 }
 
 SPECTACULAR_SETTINGS = {
@@ -266,7 +278,7 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "voiceprint")
 
 # State every web process must share (the rate limit's counts): Redis when there is a Redis
 # broker (or VOICEPRINT_CACHE_URL), else this process's memory. A Redis outage fails open
-# (tenancy/throttling.py): no limit rather than no API; hence the short timeouts.
+# (core/limits.py): no limit rather than no API; hence the short timeouts.
 VOICEPRINT_CACHE_URL = env_str("VOICEPRINT_CACHE_URL") or (
     CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "unix://")) else ""
 )
@@ -287,6 +299,17 @@ VOICEPRINT_MAX_VOICES_PER_DEVICE = env_int("VOICEPRINT_MAX_VOICES_PER_DEVICE", 1
 VOICEPRINT_URL_ALLOWLIST = env_str("VOICEPRINT_URL_ALLOWLIST")
 VOICEPRINT_EMBED_TIMEOUT = env_float("VOICEPRINT_EMBED_TIMEOUT", 30.0)
 VOICEPRINT_DEFAULT_THRESHOLDS = env_str("VOICEPRINT_DEFAULT_THRESHOLDS")
+
+# Abuse limits (README "Abuse limits"), counted in the cache above; "off" lifts the counts.
+# Failed bearer-token attempts one client address may make within the window before its
+# attempts answer 42900, unchecked, for as long again.
+VOICEPRINT_AUTH_FAILURE_LIMIT = env_count("VOICEPRINT_AUTH_FAILURE_LIMIT", 20)
+VOICEPRINT_AUTH_FAILURE_WINDOW = env_int("VOICEPRINT_AUTH_FAILURE_WINDOW", 300)
+# How many proxies in front of the service append to X-Forwarded-For; 0: the client address
+# is REMOTE_ADDR (a header any client can write is never believed).
+VOICEPRINT_TRUSTED_PROXIES = env_int("VOICEPRINT_TRUSTED_PROXIES", 0)
+# Voices created on, and samples added to voices bound to, one device through the API.
+VOICEPRINT_DEVICE_ENROLLMENTS_PER_HOUR = env_count("VOICEPRINT_DEVICE_ENROLLMENTS_PER_HOUR", 60)
 
 # Enrollment guidance and gates (README "Enrollment"; the defaults are measured in
 # docs/ENROLLMENT.md with `make bench-enrollment`). Net speech a voice should reach; one

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from rest_framework import authentication, exceptions, permissions
 
+from core.auth_guard import auth_failure_record, auth_lockout_check
 from tenancy.models import ApiToken, Tenant
 from tenancy.selectors import token_find_active
 from tenancy.services import token_mark_used
@@ -34,6 +35,17 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
+        # An address that failed too often is refused before its token is even looked up.
+        auth_lockout_check(request)
+        try:
+            token = self._find_token(header)
+        except exceptions.AuthenticationFailed:
+            auth_failure_record(request)
+            raise
+        token_mark_used(token)
+        return TenantPrincipal(tenant=token.tenant, token_id=token.pk), token
+
+    def _find_token(self, header: str) -> ApiToken:
         scheme, _, plaintext = header.partition(" ")
         plaintext = plaintext.strip()
         if scheme.lower() != self.keyword.lower() or not plaintext:
@@ -41,8 +53,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         token = token_find_active(plaintext=plaintext)
         if token is None:
             raise exceptions.AuthenticationFailed("invalid or revoked token")
-        token_mark_used(token)
-        return TenantPrincipal(tenant=token.tenant, token_id=token.pk), token
+        return token
 
     def authenticate_header(self, request) -> str:
         return f'{self.keyword} realm="api"'

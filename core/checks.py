@@ -31,6 +31,12 @@ POSITIVE_SETTINGS = (
     "VOICEPRINT_WEB_TIMEOUT",
     "VOICEPRINT_ENROLL_TARGET_SECONDS",
     "VOICEPRINT_ENROLL_MIN_SPEECH_SECONDS",
+    "VOICEPRINT_AUTH_FAILURE_WINDOW",
+)
+#: Limits that are a count greater than 0, or None ("off").
+OPTIONAL_POSITIVE_SETTINGS = (
+    "VOICEPRINT_AUTH_FAILURE_LIMIT",
+    "VOICEPRINT_DEVICE_ENROLLMENTS_PER_HOUR",
 )
 LOG_FORMATS = ("json", "plain")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -56,16 +62,22 @@ def check_default_thresholds(app_configs=None, **kwargs: Any) -> list[CheckMessa
     return errors
 
 
+#: The throttles' scopes (settings.REST_FRAMEWORK's rates), by the variable that sets each.
+RATE_SETTINGS = {"tenant": "VOICEPRINT_RATE_LIMIT", "token": "VOICEPRINT_TOKEN_RATE_LIMIT"}
+
+
 def check_rate_limit(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
-    """The per-tenant rate (VOICEPRINT_RATE_LIMIT) as the throttle will read it."""
-    rate = settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {}).get("tenant")
-    if rate is None:
-        return []  # "off"
-    try:
-        parse_rate(str(rate), "VOICEPRINT_RATE_LIMIT")
-    except EnvError as exc:
-        return [Error(str(exc), id="voiceprint.E002")]
-    return []
+    """The per-tenant and per-token rates as the throttles will read them."""
+    rates = settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {})
+    errors = []
+    for scope, name in RATE_SETTINGS.items():
+        if rates.get(scope) is None:
+            continue  # "off"
+        try:
+            parse_rate(str(rates[scope]), name)
+        except EnvError as exc:
+            errors.append(Error(str(exc), id="voiceprint.E002"))
+    return errors
 
 
 def check_url_allowlist(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
@@ -96,12 +108,18 @@ def check_engine_environment(app_configs=None, **kwargs: Any) -> list[CheckMessa
 
 
 def check_positive_limits(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
-    return [
+    optional = [name for name in OPTIONAL_POSITIVE_SETTINGS if getattr(settings, name) is not None]
+    errors = [
         Error(f"{name} must be greater than 0, not {getattr(settings, name)!r}",
-              id="voiceprint.E006")
-        for name in POSITIVE_SETTINGS
+              hint="or 'off'" if name in optional else None, id="voiceprint.E006")
+        for name in (*POSITIVE_SETTINGS, *optional)
         if not getattr(settings, name) > 0
     ]  # fmt: skip
+    proxies = settings.VOICEPRINT_TRUSTED_PROXIES
+    if proxies < 0:
+        why = f"VOICEPRINT_TRUSTED_PROXIES must be 0 or more, not {proxies}"
+        errors.append(Error(why, hint="the number of proxies in front", id="voiceprint.E006"))
+    return errors
 
 
 def check_logging(app_configs=None, **kwargs: Any) -> list[CheckMessage]:

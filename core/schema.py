@@ -197,7 +197,8 @@ BUSINESS_CODES = {
     ErrorCode.NOT_FOUND: "voice / role / device / agent not found (or another tenant's)",
     ErrorCode.CONFLICT: "conflict (duplicate device_id, device full, embedding model mismatch)",
     ErrorCode.AUDIO_TOO_LARGE: "audio too large",
-    ErrorCode.RATE_LIMITED: "rate limited",
+    ErrorCode.RATE_LIMITED: "rate limited (tenant or token rate, failed authentications from "
+    "this address, enrollments per device; `Retry-After` says when to try again)",
     ErrorCode.INTERNAL: "internal error (never shows a stack trace)",
     ErrorCode.NOT_IMPLEMENTED: "not implemented (Voice API analyze: no asked attribute "
     "can be computed)",
@@ -234,7 +235,10 @@ raw base64 or a data URI.
 Parameters (path, query, `X-` headers, body fields) must not contain NUL characters, JSON
 bodies must not nest deeper than 32 levels, and a request carries at most 1000 query or form
 fields: each answers 40000 naming what is wrong. Each tenant may send 3000 requests a minute
-by default (`VOICEPRINT_RATE_LIMIT`); beyond it the API answers 42900.
+by default (`VOICEPRINT_RATE_LIMIT`), and each token 1200 (`VOICEPRINT_TOKEN_RATE_LIMIT`); an
+address with 20 failed bearer-token attempts in 5 minutes is refused for 5 minutes; a device
+takes 60 enrollments (voices and samples) an hour. Beyond any of these the API answers 42900
+with `Retry-After`.
 
 ### Operations (not part of this schema)
 `GET /healthz` (no token), `GET /metrics` (Prometheus text format; no token unless

@@ -1,89 +1,75 @@
-"""The per-tenant request rate (VOICEPRINT_RATE_LIMIT, e.g. "600/min"; default 3000/min;
-"off": unlimited). Beyond it the API answers 42900.
+"""The request rates: per tenant (VOICEPRINT_RATE_LIMIT, default 3000/min) and per token
+(VOICEPRINT_TOKEN_RATE_LIMIT, default 1200/min), each "off" for unlimited. Beyond either the
+API answers 42900 with `Retry-After`.
 
-Requests are counted in Django's default cache: Redis when a broker URL is set, so every web
-process counts against one limit per tenant (config/settings.py CACHES); local memory
-otherwise (one count per process).
+Requests are counted in Django's default cache (core.limits): Redis when a broker URL is
+set, so every web process counts against one limit per tenant and per token
+(config/settings.py CACHES); local memory otherwise (one count per process). When the cache
+cannot be reached the limits are not enforced: no limit rather than no API.
 
 DRF's SimpleRateThrottle reads a list of timestamps and writes it back, so two processes
-answering the same tenant at once lose each other's request. Here a window is counted in
-slices, each an atomic counter (`cache.incr`, atomic in Redis and in local memory): every
-request is counted whatever process takes it, and exactly the rate is let through. A
-request is forgotten between 90% and 100% of the window after it was made.
-
-When the cache cannot be reached the limit is not enforced (with a WARNING, at most once a
-minute per process): an unreachable Redis must not take the API down with it.
+answering the same tenant at once lose each other's request; here every request is counted
+atomically (core.limits.window_take), and exactly the rate is let through.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import time
-
-from redis.exceptions import RedisError
 from rest_framework.throttling import SimpleRateThrottle
 
 from core.authentication import TenantPrincipal
+from core.limits import failing_open, window_release, window_take
 
-logger = logging.getLogger(__name__)
-
-#: Seconds between two warnings that the cache is unreachable, per process.
-CACHE_WARNING_INTERVAL = 60.0
-_last_cache_warning = -math.inf
+#: Where a request keeps the places its throttles took, to give them back when a later
+#: throttle refuses it, and REFUSED once one has: a refused request counts against no limit.
+PLACES_ATTRIBUTE = "_throttle_places"
+REFUSED = "refused"
 
 
 class TenantRateThrottle(SimpleRateThrottle):
     scope = "tenant"
-    #: The window is counted in this many slices.
-    slices = 10
+
+    def get_ident_of(self, principal: TenantPrincipal) -> object:
+        return principal.tenant.pk
 
     def get_cache_key(self, request, view) -> str | None:
         if not isinstance(request.user, TenantPrincipal):
             return None
-        return self.cache_format % {"scope": self.scope, "ident": request.user.tenant.pk}
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident_of(request.user)}
 
     def allow_request(self, request, view) -> bool:
         if self.rate is None:
             return True
         key = self.get_cache_key(request, view)
-        if key is None:
-            return True
-        try:
-            return self._count(key)
-        except (RedisError, OSError) as exc:
-            _warn_cache_unreachable(exc)
-            return True
+        if key is None or getattr(request, PLACES_ATTRIBUTE, None) == REFUSED:
+            return True  # DRF asks every throttle; one refusal is enough
+        with failing_open("rate limit"):
+            return self._take(request, key)
+        return True
 
     def wait(self) -> float | None:
         """Seconds until the oldest request counted leaves the window (DRF's Retry-After)."""
         return getattr(self, "_retry_after", None)
 
-    def _count(self, key: str) -> bool:
-        now = self.timer()
-        width = self.duration / self.slices
-        current = int(now // width)
-        first = current - self.slices + 1
-        window = {index: f"{key}:{index}" for index in range(first, current + 1)}
-        # Counted first, decided after on the place the count gave this request: of requests
-        # arriving together, in any process, exactly the first free places are let through.
-        if self.cache.add(window[current], 1, timeout=self.duration + width):
-            place = 1
-        else:
-            place = self.cache.incr(window[current])
-        earlier = self.cache.get_many([window[index] for index in range(first, current)])
-        if sum(earlier.values()) + place <= self.num_requests:
+    def _take(self, request, key: str) -> bool:
+        place = window_take(
+            self.cache, key, limit=self.num_requests, duration=self.duration, now=self.timer()
+        )
+        places = getattr(request, PLACES_ATTRIBUTE, [])
+        if place.taken:
+            setattr(request, PLACES_ATTRIBUTE, [*places, (self.cache, place.slot)])
             return True
-        self.cache.decr(window[current])  # a refused request does not count
-        counted = {**earlier, window[current]: place}
-        oldest = min(index for index, name in window.items() if counted.get(name))
-        self._retry_after = max((oldest + self.slices) * width - now, 0.0)
+        self._retry_after = place.retry_after
+        for cache, slot in places:  # the limits that let it through do not count it either
+            window_release(cache, slot)
+        setattr(request, PLACES_ATTRIBUTE, REFUSED)
         return False
 
 
-def _warn_cache_unreachable(exc: Exception) -> None:
-    global _last_cache_warning
-    now = time.monotonic()
-    if now - _last_cache_warning >= CACHE_WARNING_INTERVAL:
-        _last_cache_warning = now
-        logger.warning("rate limit not enforced: the cache is unreachable (%s)", exc)
+class TokenRateThrottle(TenantRateThrottle):
+    """One token's requests, whatever the tenant's other tokens do: a token read out of one
+    device cannot spend its whole tenant's rate."""
+
+    scope = "token"
+
+    def get_ident_of(self, principal: TenantPrincipal) -> object:
+        return principal.token_id

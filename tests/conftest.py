@@ -115,3 +115,30 @@ def other_api(db) -> APIClient:
 
     _, issued = tenant_create(name="globex")
     return make_client(issued.plaintext)
+
+
+def redis_caches(location: str, prefix: str) -> dict:
+    """settings.CACHES with the default cache in the Redis at `location`, as in production."""
+    options = {"socket_connect_timeout": 1, "socket_timeout": 1}
+    backend = "django.core.cache.backends.redis.RedisCache"
+    return {"default": {"BACKEND": backend, "LOCATION": location, "KEY_PREFIX": prefix,
+                        "OPTIONS": options}}  # fmt: skip
+
+
+@pytest.fixture
+def counts_in_redis(settings):
+    """Every limit counted in the default cache (rates, failed authentications, enrollments)
+    counting in the real Redis, under a key prefix of this test's own."""
+    import uuid
+
+    import redis
+
+    from tests.integration.conftest import REDIS_URL, require_redis
+
+    require_redis()
+    prefix = f"voiceprint-test-{uuid.uuid4().hex[:8]}"
+    settings.CACHES = redis_caches(REDIS_URL, prefix)
+    yield
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(f"{prefix}:*"):
+        client.delete(key)

@@ -24,6 +24,7 @@ __all__ = [
     "EnvError",
     "env_bool",
     "env_choice",
+    "env_count",
     "env_float",
     "env_int",
     "env_list",
@@ -85,6 +86,14 @@ def env_float(name: str, default: float) -> float:
     if not math.isfinite(value):
         raise EnvError(name, raw, "a finite number")
     return value
+
+
+def env_count(name: str, default: int) -> int | None:
+    """An integer limit, or None for "off" (no limit)."""
+    raw = env_raw(name)
+    if raw is not None and raw.lower() == "off":
+        return None
+    return env_int(name, default)
 
 
 def env_bool(name: str, default: bool = False) -> bool:

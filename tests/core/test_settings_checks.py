@@ -13,7 +13,7 @@ import sys
 import pytest
 from django.core.checks import run_checks
 
-from core.checks import POSITIVE_SETTINGS
+from core.checks import OPTIONAL_POSITIVE_SETTINGS, POSITIVE_SETTINGS
 from tests.config.service import free_port, postmaster_pid
 from tests.conftest import PROJECT_ROOT
 from utilities.sealing import new_key
@@ -51,14 +51,22 @@ def test_well_formed_threshold_overrides_pass(settings, value):
     assert reported() == {}
 
 
-def test_a_malformed_rate_limit_is_reported(settings):
-    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "tenant": "600/fortnight"}
+@pytest.mark.parametrize(
+    ("scope", "variable", "other"),
+    [
+        ("tenant", "VOICEPRINT_RATE_LIMIT", "VOICEPRINT_TOKEN_RATE_LIMIT"),
+        ("token", "VOICEPRINT_TOKEN_RATE_LIMIT", "VOICEPRINT_RATE_LIMIT"),
+    ],
+)
+def test_a_malformed_rate_limit_is_reported(settings, scope, variable, other):
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], scope: "600/fortnight"}
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
 
     messages = reported()
 
     assert list(messages) == ["voiceprint.E002"]
-    assert "VOICEPRINT_RATE_LIMIT" in messages["voiceprint.E002"]
+    assert f"{variable} must be" in messages["voiceprint.E002"]
+    assert other not in messages["voiceprint.E002"]  # only the one malformed
     assert "'600/fortnight'" in messages["voiceprint.E002"]
 
 
@@ -118,14 +126,26 @@ def test_an_empty_fallback_means_none_and_passes(monkeypatch):
     assert reported() == {}
 
 
-@pytest.mark.parametrize("name", POSITIVE_SETTINGS)
-def test_a_limit_of_zero_is_reported(settings, name):
-    setattr(settings, name, 0)
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        *((name, 0) for name in (*POSITIVE_SETTINGS, *OPTIONAL_POSITIVE_SETTINGS)),
+        ("VOICEPRINT_TRUSTED_PROXIES", -1),
+    ],
+)
+def test_a_limit_out_of_range_is_reported(settings, name, value):
+    setattr(settings, name, value)
 
     messages = reported()
 
     assert list(messages) == ["voiceprint.E006"]
     assert name in messages["voiceprint.E006"]
+
+
+@pytest.mark.parametrize("name", OPTIONAL_POSITIVE_SETTINGS)
+def test_a_limit_that_may_be_off_passes_off(settings, name):
+    setattr(settings, name, None)
+    assert reported() == {}
 
 
 @pytest.mark.parametrize(("name", "value"), [("LOG_FORMAT", "xml"), ("LOG_LEVEL", "LOUD")])

@@ -17,7 +17,7 @@ import redis
 from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCache
 
-import core.throttling
+import core.limits
 from config.settings import DEFAULT_RATE_LIMIT, tenant_rate_limit
 from core.authentication import TenantPrincipal
 from core.throttling import TenantRateThrottle
@@ -197,8 +197,8 @@ def test_an_unreachable_cache_lifts_the_limit_instead_of_failing_requests(
 ):
     unreachable = redis_cache("redis://127.0.0.1:1/0")  # nothing listens there
     monkeypatch.setattr(TenantRateThrottle, "cache", unreachable)
-    monkeypatch.setattr(core.throttling, "_last_cache_warning", float("-inf"))
-    caplog.set_level("WARNING", logger="core.throttling")
+    monkeypatch.setattr(core.limits, "_last_warning", {})
+    caplog.set_level("WARNING", logger="core.limits")
 
     codes = [api.get(VP + "roles").json()["code"] for _ in range(8)]
 

@@ -11,6 +11,7 @@ from utilities.env import (
     EnvError,
     env_bool,
     env_choice,
+    env_count,
     env_float,
     env_int,
     env_list,
@@ -45,6 +46,7 @@ def test_unset_or_blank_is_the_default(env, value):
     assert env_path(NAME, "/x") == Path("/x")
     assert env_choice(NAME, "json", ("json", "plain")) == "json"
     assert env_rate(NAME, "600/min") == "600/min"
+    assert env_count(NAME, 60) == 60
 
 
 def test_values_are_read_as_their_type_without_surrounding_blanks(env):
@@ -87,6 +89,7 @@ def test_booleans(env, value, expected):
         (lambda: env_bool(NAME), "maybe"),
         (lambda: env_choice(NAME, "json", ("json", "plain")), "xml"),
         (lambda: env_rate(NAME, "600/min"), "600"),
+        (lambda: env_count(NAME, 60), "sixty"),
         (lambda: env_rate(NAME, "600/min"), "0/min"),
         (lambda: env_rate(NAME, "600/min"), "600/fortnight"),
     ],
@@ -103,6 +106,12 @@ def test_a_malformed_value_names_the_variable_and_the_value(env, read, value):
 def test_a_rate_can_be_off(env, value):
     env(value)
     assert env_rate(NAME, "600/min") is None
+
+
+@pytest.mark.parametrize(("value", "expected"), [("off", None), (" Off ", None), ("25", 25)])
+def test_a_count_is_a_number_or_off(env, value, expected):
+    env(value)
+    assert env_count(NAME, 60) == expected
 
 
 def test_number_maps():

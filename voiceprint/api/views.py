@@ -55,15 +55,16 @@ class VoiceCreateView(VoiceprintAPIView):
         params = validated(VoiceCreateInputSerializer, audio_request.params)
         device = device_get(tenant, device_id=params["device_id"])
         role = role_get(tenant, role_id=params["role_id"]) if params.get("role_id") else None
-        voice = services.voice_create(
-            tenant,
-            audio=require_audio(audio_request),
-            devices=[device],
-            role=role,
-            threshold=params.get("threshold"),
-            name=params.get("voice_name", ""),
-            force=params["force"],
-        )
+        with services.device_enrollments_reserve([device]):
+            voice = services.voice_create(
+                tenant,
+                audio=require_audio(audio_request),
+                devices=[device],
+                role=role,
+                threshold=params.get("threshold"),
+                name=params.get("voice_name", ""),
+                force=params["force"],
+            )
         return enrollment_reply(request, voice.voice_id)
 
 
@@ -135,7 +136,9 @@ class VoiceSamplesView(VoiceprintAPIView):
         voice = selectors.voice_get(request.user.tenant, voice_id=voice_id)
         audio_request = read_audio_request(request)
         params = validated(VoiceSampleAddInputSerializer, audio_request.params)
-        services.voice_sample_add(voice, audio=require_audio(audio_request), force=params["force"])
+        audio = require_audio(audio_request)
+        with services.device_enrollments_reserve(voice.devices.all()):
+            services.voice_sample_add(voice, audio=audio, force=params["force"])
         return enrollment_reply(request, voice_id)
 
 

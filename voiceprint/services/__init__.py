@@ -6,7 +6,8 @@
 - `recognition`: audio to embedding, and the 1:1 / 1:N decisions (by voiceprint.decision);
 - `storage`: enrollment audio encoded as WAV, encrypted, stored, opened, re-encrypted
   when the key rotates, and deleted;
-- `calibration`: a tenant's operating point, fitted on its labelled audio.
+- `calibration`: a tenant's operating point, fitted on its labelled audio;
+- `enrollment_limits`: the cap on the API's enrollments per device and hour.
 
 Callers import from `voiceprint.services`; the names below are the public ones.
 """
@@ -32,6 +33,7 @@ from voiceprint.services.enrollment import (
     voice_similar_voices,
     voice_update,
 )
+from voiceprint.services.enrollment_limits import device_enrollments_reserve
 from voiceprint.services.recognition import (
     EmbeddedAudio,
     VoiceIdentifyResult,
@@ -72,6 +74,7 @@ __all__ = [
     "audio_store",
     "cosine_similarity",
     "device_capacity_check",
+    "device_enrollments_reserve",
     "elapsed_ms",
     "operating_point_delete",
     "operating_point_fit",
