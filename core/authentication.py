@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from rest_framework import authentication, exceptions, permissions
 
+from audit.context import set_actor, token_actor
 from tenancy.models import ApiToken, Tenant
 from tenancy.selectors import token_find_active
 from tenancy.services import token_mark_used
@@ -42,6 +43,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if token is None:
             raise exceptions.AuthenticationFailed("invalid or revoked token")
         token_mark_used(token)
+        set_actor(token_actor(token.prefix))
         return TenantPrincipal(tenant=token.tenant, token_id=token.pk), token
 
     def authenticate_header(self, request) -> str:
