@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     # The platform core: start-up checks of these settings (core/checks.py).
     "core",
     "tenancy",
+    "audit",
     "roles",
     "devices",
     "interrupts",
@@ -94,6 +95,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: console actions are recorded as their user's (audit log).
+    "audit.middleware.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -325,6 +328,8 @@ VOICEPRINT_LOOKALIKE_POLICY = env_choice("VOICEPRINT_LOOKALIKE_POLICY", "warn", 
 #: clean identify or verify match joins its voice as a capped adaptation sample. Off: it
 #: measured a small gain with a small rise of false accepts in babble.
 VOICEPRINT_ADAPTATION = env_bool("VOICEPRINT_ADAPTATION", False)
+#: Days audit events are kept (`manage.py purge_audit` removes older ones).
+VOICEPRINT_AUDIT_RETENTION_DAYS = env_int("VOICEPRINT_AUDIT_RETENTION_DAYS", 365)
 
 # The web server of `make run` (gunicorn, config/gunicorn_conf.py): worker processes, each
 # with its own copy of the in-process engine, and threads per worker.

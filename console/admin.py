@@ -9,11 +9,13 @@ from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Q
-from django.http import HttpResponseNotAllowed
+from django.http import HttpResponseNotAllowed, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
 
+from audit.models import AuditEvent
+from audit.selectors import audit_export_csv, audit_export_jsonl
 from console.admin_utils import count_of
 from console.scoping import TenantScopedAdminMixin
 from devices.models import Device
@@ -240,3 +242,43 @@ class ConsoleUserAdmin(UserAdmin):
     def operator_tenant(self, user) -> str:
         profile = getattr(user, "operator_profile", None)
         return str(profile.tenant) if profile else "—"
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    """The audit log: read only (append-only; `manage.py purge_audit` ages it out), filtered
+    here, exported as CSV or JSON lines (select events, or all of a filtered list)."""
+
+    list_display = (
+        "at", "tenant", "actor", "action", "object_type", "object_id", "outcome", "request_id",
+    )  # fmt: skip
+    list_filter = ("tenant", "action", "object_type", "outcome", "at")
+    list_select_related = ("tenant",)
+    search_fields = ("object_id", "actor", "request_id", "action")
+    date_hierarchy = "at"
+    readonly_fields = (*list_display, "details")
+    actions = ("export_csv", "export_jsonl")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Export the selected events as CSV")
+    def export_csv(self, request, queryset):
+        return _export(audit_export_csv(queryset.order_by("at", "pk")), "text/csv", "csv")
+
+    @admin.action(description="Export the selected events as JSON lines")
+    def export_jsonl(self, request, queryset):
+        rows = audit_export_jsonl(queryset.order_by("at", "pk"))
+        return _export(rows, "application/x-ndjson", "jsonl")
+
+
+def _export(rows, content_type: str, extension: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(rows, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="audit.{extension}"'
+    return response

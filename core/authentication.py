@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from rest_framework import authentication, exceptions, permissions
 
+from audit.context import set_actor, token_actor
 from core.auth_guard import auth_failure_record, auth_lockout_check
 from tenancy.models import ApiToken, Tenant
 from tenancy.selectors import token_find_active
@@ -43,6 +44,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             auth_failure_record(request)
             raise
         token_mark_used(token)
+        set_actor(token_actor(token.prefix))
         return TenantPrincipal(tenant=token.tenant, token_id=token.pk), token
 
     def _find_token(self, header: str) -> ApiToken:

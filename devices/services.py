@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
+from audit.services import audit_record
 from core.exceptions import conflict
 from devices.models import Device
 from tenancy.models import Tenant
@@ -13,11 +14,13 @@ def device_create(tenant: Tenant, *, device_id: str, device_name: str = "") -> D
     """A new device of `tenant`; without a name it is named after its id."""
     try:
         with transaction.atomic():
-            return Device.objects.create(
+            device = Device.objects.create(
                 tenant=tenant, device_id=device_id, device_name=device_name or device_id
             )
     except IntegrityError:
         raise conflict(f"device_id: device {device_id!r} already exists") from None
+    audit_record(tenant, action="device.create", object_type="device", object_id=device_id)
+    return device
 
 
 def device_update(device: Device, *, device_name: str) -> Device:
@@ -29,3 +32,5 @@ def device_update(device: Device, *, device_name: str) -> Device:
 def device_delete(device: Device) -> None:
     """Delete a device; its voice bindings go with it, the voices stay."""
     device.delete()
+    audit_record(device.tenant, action="device.delete", object_type="device",
+                 object_id=device.device_id)  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from audit.services import audit_record
 from core.exceptions import not_found
 from interrupts.models import AgentPolicy, RoleInterrupt
 from roles.models import Role
@@ -52,3 +53,7 @@ def agent_interrupts_update(
         agent_uncertain_interrupt_update(
             tenant, agent_id=agent_id, uncertain_interrupt=uncertain_interrupt
         )
+    audit_record(
+        tenant, action="interrupt.update", object_type="agent", object_id=agent_id,
+        details={"roles": role_settings, "uncertain_interrupt": uncertain_interrupt},
+    )  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
+from audit.services import audit_record
 from core.exceptions import conflict
 from roles.models import DEFAULT_ROLE_NAME, Role
 from tenancy.models import Tenant
@@ -16,9 +17,11 @@ def role_create_default(tenant: Tenant) -> Role:
 def role_create(tenant: Tenant, *, name: str) -> Role:
     try:
         with transaction.atomic():
-            return Role.objects.create(tenant=tenant, name=name)
+            role = Role.objects.create(tenant=tenant, name=name)
     except IntegrityError:
         raise conflict(f"role_name: a role named {name!r} already exists") from None
+    audit_record(tenant, action="role.create", object_type="role", object_id=role.role_id)
+    return role
 
 
 def role_delete(role: Role) -> None:
@@ -26,3 +29,4 @@ def role_delete(role: Role) -> None:
     if role.is_default:
         raise conflict("the default role cannot be deleted")
     role.delete()
+    audit_record(role.tenant, action="role.delete", object_type="role", object_id=role.role_id)

@@ -21,6 +21,8 @@ EXPECTED = {
     *(f"voiceprint.{action}_voice" for action in CRUD),
     # console/migrations/0002: fit (add) and reset (delete), never edit by hand
     *(f"voiceprint.{action}_operatingpoint" for action in ("view", "add", "delete")),
+    # console/migrations/0003: the audit log, read only
+    "audit.view_auditevent",
 }
 
 

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 
 import engine
+from audit.services import audit_record
 from voiceprint.adaptation import adaptation_voice, samples_to_replace
 from voiceprint.decision import Decision
 from voiceprint.models import SampleKind, Voice
@@ -44,4 +45,5 @@ def voice_adapt(voice: Voice, *, wav: bytes, probe: engine.EmbeddingResult) -> b
         sample_create(locked, probe, audio_name, kind=SampleKind.ADAPTATION)
         voice_centroid_refresh(locked)
         transaction.on_commit(lambda: audio_delete(names))
+    audit_record(voice.tenant, action="voice.adapt", object_type="voice", object_id=voice.voice_id)
     return True

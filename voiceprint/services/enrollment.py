@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import transaction
 
 import engine
+from audit.services import audit_record
 from core.exceptions import conflict, not_found
 from devices.models import Device
 from engine.quality import SNR_CAP_DB
@@ -80,6 +81,10 @@ def voice_create(
         )
         sample_create(voice, result, audio_name)
         VoiceBinding.objects.bulk_create(VoiceBinding(voice=voice, device=d) for d in devices)
+    audit_record(
+        tenant, action="voice.create", object_type="voice", object_id=voice.voice_id,
+        details={"devices": [d.device_id for d in devices], "store": store, "forced": force},
+    )  # fmt: skip
     return voice
 
 
@@ -100,6 +105,10 @@ def voice_sample_add(voice: Voice, *, audio: bytes, force: bool = False) -> Voic
         voice_engine_check(voice, engine_name=embedded.embedding.model)
         sample_create(voice, embedded.embedding, audio_name)
         voice_centroid_refresh(voice)
+    audit_record(
+        voice.tenant, action="voice.sample_add", object_type="voice", object_id=voice.voice_id,
+        details={"forced": force},
+    )  # fmt: skip
     return voice
 
 
@@ -107,6 +116,11 @@ def _contamination_check(voice: Voice, sample: engine.EmbeddingResult) -> None:
     """Refuse (40900) a sample that the voice itself would not match."""
     score = voices_score(voice.tenant, [voice], probe=sample)[0]
     if not score.passes:
+        audit_record(
+            voice.tenant, action="voice.sample_add", object_type="voice",
+            object_id=voice.voice_id, outcome="refused: does not match",
+            details={"score": round(score.cosine, 4)},
+        )  # fmt: skip
         raise conflict(
             f"sample does not match voice {voice.voice_id} (score {score.cosine:.3f}; the "
             f"voice needs {score.threshold:g}): if it is the same speaker, send force=true"
@@ -131,6 +145,10 @@ def voice_sample_delete(voice: Voice, *, sample_id: int) -> None:
         sample.delete()
         voice_centroid_refresh(voice)
         transaction.on_commit(lambda: audio_delete([name]))
+    audit_record(
+        voice.tenant, action="voice.sample_delete", object_type="voice",
+        object_id=voice.voice_id, details={"kind": sample.kind},
+    )  # fmt: skip
 
 
 # --- look-alikes --------------------------------------------------------------------------
@@ -238,6 +256,10 @@ def _lookalike_check(
     for score in similar_voices(tenant, probe, devices=devices, store=store):
         if score.passes:
             other = score.voice
+            audit_record(
+                tenant, action="voice.create", object_type="voice", object_id="",
+                outcome="refused: look-alike", details={"lookalike": other.voice_id},
+            )  # fmt: skip
             raise conflict(
                 f"already enrolled as voice {voice_label(other.voice_id, other.name)} (score "
                 f"{score.cosine:.3f}): send force=true to enroll a second voice anyway"
@@ -294,6 +316,22 @@ def voice_update(
         if devices is not UNCHANGED:
             _replace_devices(voice, list(devices))
         voice.save()
+    audit_record(
+        voice.tenant, action="voice.update", object_type="voice", object_id=voice.voice_id,
+        details=_update_details(voice, threshold=threshold, role=role, devices=devices),
+    )  # fmt: skip
+
+
+def _update_details(voice: Voice, **changes) -> dict:
+    """What an update set, by ids and values (the audit log's words)."""
+    details: dict = {}
+    if changes["threshold"] is not UNCHANGED:
+        details["threshold"] = voice.threshold
+    if changes["role"] is not UNCHANGED:
+        details["role"] = voice.role.role_id if voice.role else None
+    if changes["devices"] is not UNCHANGED:
+        details["devices"] = [device.device_id for device in changes["devices"]]
+    return details
 
 
 def _replace_devices(voice: Voice, devices: list[Device]) -> None:
@@ -341,3 +379,4 @@ def voice_delete(voice: Voice) -> None:
     with transaction.atomic():
         voice.delete()
         transaction.on_commit(lambda: audio_delete(names))
+    audit_record(voice.tenant, action="voice.delete", object_type="voice", object_id=voice.voice_id)

@@ -16,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 import engine
+from audit.services import audit_record
 from config import observability
 from core.exceptions import conflict
 from devices.models import Device
@@ -142,6 +143,11 @@ def voice_identify(
     decision = decide(ranked, load_scorer(probe.model))
     probe_adapt(decision, wav=embedded.wav, probe=probe)
     _count_identify(device, decision.matched)
+    audit_record(
+        tenant, action="identify", object_type="device", object_id=device.device_id,
+        outcome=decision.outcome,
+        details={"voice_id": decision.best.voice.voice_id if decision.matched else None},
+    )  # fmt: skip
     _count_outcome(device, decision.outcome)
     observability.count_identify(probe.model, "device", decision.matched)
     return VoiceIdentifyResult(
@@ -222,6 +228,10 @@ def voice_verify(voice: Voice, *, audio: bytes) -> VoiceVerifyResult:
     ranked = voices_score(voice.tenant, [voice], probe=probe)
     decision = decide(ranked, load_scorer(probe.model))
     probe_adapt(decision, wav=embedded.wav, probe=probe)
+    audit_record(
+        voice.tenant, action="verify", object_type="voice", object_id=voice.voice_id,
+        outcome=decision.outcome,
+    )  # fmt: skip
     return VoiceVerifyResult(
         decision=decision,
         model=probe.model,
