@@ -42,7 +42,8 @@ def audit_event_list(
     return events
 
 
-def _row(event: AuditEvent) -> dict:
+def audit_event_data(event: AuditEvent) -> dict:
+    """An event as exports write it."""
     return {
         "at": event.at.isoformat().replace("+00:00", "Z"),
         "tenant_id": event.tenant_id,
@@ -59,7 +60,7 @@ def _row(event: AuditEvent) -> dict:
 def audit_export_jsonl(events: Iterable[AuditEvent]) -> Iterator[str]:
     """One JSON object per event and line."""
     for event in events:
-        yield json.dumps(_row(event), ensure_ascii=False) + "\n"
+        yield json.dumps(audit_event_data(event), ensure_ascii=False) + "\n"
 
 
 def audit_export_csv(events: Iterable[AuditEvent]) -> Iterator[str]:
@@ -68,7 +69,7 @@ def audit_export_csv(events: Iterable[AuditEvent]) -> Iterator[str]:
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
     writer.writeheader()
     for event in events:
-        row = _row(event)
+        row = audit_event_data(event)
         row["details"] = json.dumps(row["details"], ensure_ascii=False)
         writer.writerow(row)
         yield buffer.getvalue()

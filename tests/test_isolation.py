@@ -228,6 +228,7 @@ ROWS = [
         takes_id=True,
     ),
     Row("voices/<str:voice_id>/audio", "get", _voice("get", "/audio"), takes_id=True),
+    Row("voices/<str:voice_id>/export", "get", _voice("get", "/export"), takes_id=True),
     Row(
         "voices/<str:voice_id>/verify",
         "post",

@@ -404,6 +404,23 @@ AUDIO = {
     ],
 }
 
+EXPORT = {
+    "operation_id": "voices_export",
+    "summary": "Export everything held about a voice (ZIP)",
+    "description": (
+        "A ZIP archive, not an envelope (errors are envelopes): `voice.json` (the voice's "
+        "record, enrollment progress and samples' metadata), `samples/<n>.wav` (each "
+        "recording, `n` as in voices/{id}/audio?sample=) and `audit.jsonl` (the audit "
+        "events about the voice). The export is itself recorded in the audit log."
+    ),
+    "tags": VOICES,
+    "responses": {
+        (200, "application/zip"): OpenApiTypes.BINARY,
+        (200, "application/json"): enveloped(None)[200],
+    },
+    "examples": [VOICE_NOT_FOUND, *COMMON_ERRORS],
+}
+
 SAMPLE = {
     "sample": 0,
     "kind": "enrollment",

@@ -17,6 +17,7 @@ urlpatterns = [
         name="voice-sample",
     ),
     path("voices/<str:voice_id>/audio", views.VoiceAudioView.as_view(), name="voice-audio"),
+    path("voices/<str:voice_id>/export", views.VoiceExportView.as_view(), name="voice-export"),
     path("voices/<str:voice_id>/verify", views.VoiceVerifyView.as_view(), name="voice-verify"),
     path("features/extract", views.FeatureExtractView.as_view(), name="features-extract"),
 ]

@@ -155,6 +155,19 @@ class VoiceAudioView(VoiceprintAPIView):
         )
 
 
+class VoiceExportView(VoiceprintAPIView):
+    @extend_schema(**schema.EXPORT)
+    def get(self, request, voice_id: str):
+        voice = selectors.voice_get(request.user.tenant, voice_id=voice_id)
+        archive = services.voice_export(voice)
+        return FileResponse(
+            archive,
+            content_type="application/zip",
+            as_attachment=True,
+            filename=f"voice-{voice.voice_id}.zip",
+        )
+
+
 class VoiceSampleDetailView(VoiceprintAPIView):
     @extend_schema(**schema.DELETE_SAMPLE)
     def delete(self, request, voice_id: str, index: str):

@@ -6,6 +6,7 @@
 - `recognition`: audio to embedding, and the 1:1 / 1:N decisions (by voiceprint.decision);
 - `storage`: enrollment audio encoded as WAV, encrypted, stored, opened, re-encrypted
   when the key rotates, and deleted;
+- `export`: everything held about a voice, in one archive;
 - `calibration`: a tenant's operating point, fitted on its labelled audio;
 - `enrollment_limits`: the cap on the API's enrollments per device and hour.
 
@@ -34,6 +35,7 @@ from voiceprint.services.enrollment import (
     voice_update,
 )
 from voiceprint.services.enrollment_limits import device_enrollments_reserve
+from voiceprint.services.export import voice_export
 from voiceprint.services.recognition import (
     EmbeddedAudio,
     VoiceIdentifyResult,
@@ -85,6 +87,7 @@ __all__ = [
     "voice_delete",
     "voice_engine_check",
     "voice_enrollment_report",
+    "voice_export",
     "voice_identify",
     "voice_pair_scores",
     "voice_reembed",
