@@ -7,17 +7,21 @@ from dataclasses import dataclass
 
 from rest_framework import authentication, exceptions, permissions
 
-from tenancy.models import ApiToken, Tenant
+from tenancy.models import ApiToken, Tenant, TokenScope
 from tenancy.selectors import token_find_active
 from tenancy.services import token_mark_used
 
 
 @dataclass(frozen=True)
 class TenantPrincipal:
-    """`request.user` of an API request: the tenant the token belongs to."""
+    """`request.user` of an API request: the tenant the token belongs to, and what the
+    token may do there (core.scopes)."""
 
     tenant: Tenant
     token_id: int
+    scope: str = TokenScope.ADMIN
+    #: The device of a `device` token, else "".
+    device_id: str = ""
 
     is_authenticated = True
     is_anonymous = False
@@ -42,7 +46,10 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if token is None:
             raise exceptions.AuthenticationFailed("invalid or revoked token")
         token_mark_used(token)
-        return TenantPrincipal(tenant=token.tenant, token_id=token.pk), token
+        principal = TenantPrincipal(
+            tenant=token.tenant, token_id=token.pk, scope=token.scope, device_id=token.device_id
+        )
+        return principal, token
 
     def authenticate_header(self, request) -> str:
         return f'{self.keyword} realm="api"'
