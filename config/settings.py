@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "devices",
     "interrupts",
     "voiceprint",
+    "credentials",
     "console",
 ]
 
@@ -210,7 +211,11 @@ def token_rate_limit() -> str | None:
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.authentication.BearerTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["core.authentication.IsTenant"],
+    # The base views of both surfaces set the same (core.envelope.CheckedAPIView).
+    "DEFAULT_PERMISSION_CLASSES": [
+        "core.authentication.IsTenant",
+        "core.scopes.TokenScopePermission",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # DRF's parsers, refusing NUL characters and JSON nested too deep (core.input_guard).
     "DEFAULT_PARSER_CLASSES": [

@@ -14,6 +14,7 @@ voiceprint_api = [
     path("", include("devices.api.urls")),
     path("", include("interrupts.api.urls")),
     path("", include("voiceprint.api.urls")),
+    path("", include("credentials.api.urls")),
 ]
 
 urlpatterns = [

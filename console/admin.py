@@ -9,7 +9,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Q
-from django.http import HttpResponseNotAllowed, StreamingHttpResponse
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
@@ -18,8 +18,10 @@ from audit.models import AuditEvent
 from audit.selectors import audit_export_csv, audit_export_jsonl
 from console.admin_utils import count_of
 from console.scoping import TenantScopedAdminMixin
+from core.exceptions import ApiError
+from credentials.services import token_create
 from devices.models import Device
-from tenancy.models import ApiToken, OperatorProfile, Tenant
+from tenancy.models import ApiToken, OperatorProfile, Tenant, TokenScope
 from tenancy.services import tenant_set_up, token_issue, token_revoke
 from voiceprint.models import Voice
 
@@ -28,6 +30,8 @@ TOKEN_FIELDS = (
     "tenant",
     "label",
     "token_prefix",
+    "scope",
+    "device_id",
     "status",
     "created_at",
     "last_used_at",
@@ -124,6 +128,16 @@ class TenantAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     def voice_count(self, tenant: Tenant) -> int:
         return tenant.voice_count
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # What the "Create token" form offers: the scopes, and this tenant's devices.
+        devices = Device.objects.filter(tenant_id=object_id).values_list("device_id", flat=True)
+        extra_context = {
+            **(extra_context or {}),
+            "token_scopes": TokenScope.choices,
+            "tenant_devices": list(devices) if str(object_id).isdigit() else [],
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def get_inlines(self, request, obj):
         return self.inlines if obj else ()  # a new tenant's token is shown once saved
 
@@ -170,10 +184,18 @@ class TenantAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         if tenant is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         label = request.POST.get("label", "").strip()[:100]
-        issued = token_issue(tenant, label=label)
-        return self._tokens_created(request, [(tenant, issued)], next_url="../change/")
+        scope = request.POST.get("scope", TokenScope.ADMIN)
+        device_id = request.POST.get("device", "").strip() if scope == TokenScope.DEVICE else ""
+        try:
+            _, issued = token_create(tenant, scope=scope, device_id=device_id, label=label)
+        except ApiError as error:  # an unknown scope or device, or a device token without one
+            self.message_user(request, f"No token created: {error.message}", messages.ERROR)
+            return HttpResponseRedirect("../change/")
+        return self._tokens_created(
+            request, [(tenant, issued)], next_url="../change/", scope=scope, device_id=device_id
+        )
 
-    def _tokens_created(self, request, issued, next_url):
+    def _tokens_created(self, request, issued, next_url, scope="", device_id=""):
         """The one page that ever shows a token in clear. Rendered, never redirected to,
         so the token is not kept in a message, a session or a URL (and, as every admin
         view, never cached)."""
@@ -183,6 +205,8 @@ class TenantAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             "opts": self.opts,
             "issued": issued,
             "next_url": next_url,
+            "scope": scope,
+            "device_id": device_id,
         }
         return TemplateResponse(request, "console/tokens_created.html", context)
 
@@ -193,12 +217,14 @@ class ApiTokenAdmin(ReadOnlyTokenMixin, TenantScopedAdminMixin, admin.ModelAdmin
         "token_prefix",
         "tenant",
         "label",
+        "scope",
+        "device_id",
         "status",
         "created_at",
         "last_used_at",
         "revoked_at",
     )
-    list_filter = ("tenant", TokenStatusFilter)
+    list_filter = ("tenant", "scope", TokenStatusFilter)
     list_select_related = ("tenant",)
     search_fields = ("prefix", "label", "tenant__name")
     fields = TOKEN_FIELDS

@@ -9,17 +9,21 @@ from rest_framework import authentication, exceptions, permissions
 
 from audit.context import set_actor, token_actor
 from core.auth_guard import auth_failure_record, auth_lockout_check
-from tenancy.models import ApiToken, Tenant
+from tenancy.models import ApiToken, Tenant, TokenScope
 from tenancy.selectors import token_find_active
 from tenancy.services import token_mark_used
 
 
 @dataclass(frozen=True)
 class TenantPrincipal:
-    """`request.user` of an API request: the tenant the token belongs to."""
+    """`request.user` of an API request: the tenant the token belongs to, and what the
+    token may do there (core.scopes)."""
 
     tenant: Tenant
     token_id: int
+    scope: str = TokenScope.ADMIN
+    #: The device of a `device` token, else "".
+    device_id: str = ""
 
     is_authenticated = True
     is_anonymous = False
@@ -45,7 +49,10 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise
         token_mark_used(token)
         set_actor(token_actor(token.prefix))
-        return TenantPrincipal(tenant=token.tenant, token_id=token.pk), token
+        principal = TenantPrincipal(
+            tenant=token.tenant, token_id=token.pk, scope=token.scope, device_id=token.device_id
+        )
+        return principal, token
 
     def _find_token(self, header: str) -> ApiToken:
         scheme, _, plaintext = header.partition(" ")

@@ -16,9 +16,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.authentication import IsTenant
 from core.exception_handlers import api_error_from_exception
 from core.exceptions import ApiError, ErrorCode
 from core.input_guard import check_request_parameters
+from core.scopes import DeviceRule, TokenScopePermission
 
 VOICEPRINT_PREFIX = "/v1/voiceprint/"
 VOICE_PREFIX = "/v1/voice/"
@@ -47,7 +49,18 @@ def error_response(error: ApiError, path: str) -> JsonResponse:
 
 
 class CheckedAPIView(APIView):
-    """What both surfaces check once authentication, permissions and throttling have passed."""
+    """What both surfaces check once authentication, permissions and throttling have passed.
+
+    Permissions: a tenant's token (40100 without one), within its scope (40300 outside;
+    core.scopes). A view declares what its scopes need: `device_rules` (what a device
+    token may call, and how its device is found), `readable` (False: GET is admin-only).
+    """
+
+    permission_classes = [IsTenant, TokenScopePermission]
+    #: Methods a device token may call, each with the rule that keeps it on its device.
+    device_rules: dict[str, DeviceRule] = {}
+    #: Whether a read token may GET this view.
+    readable = True
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)

@@ -16,6 +16,7 @@ class ErrorCode(IntEnum):
     UNDECODABLE_AUDIO = 40002
     TOO_LITTLE_SPEECH = 40003
     UNAUTHORIZED = 40100
+    FORBIDDEN = 40300
     NOT_FOUND = 40400
     CONFLICT = 40900
     AUDIO_TOO_LARGE = 41300
@@ -38,6 +39,7 @@ _HTTP_STATUS = {
     ErrorCode.UNDECODABLE_AUDIO: 415,
     ErrorCode.TOO_LITTLE_SPEECH: 422,
     ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.FORBIDDEN: 403,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.CONFLICT: 409,
     ErrorCode.AUDIO_TOO_LARGE: 413,
@@ -60,6 +62,10 @@ class ApiError(Exception):
 
 def invalid(field: str, problem: str) -> ApiError:
     return ApiError(ErrorCode.INVALID_PARAMETER, f"{field}: {problem}")
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(ErrorCode.FORBIDDEN, message)
 
 
 def not_found(what: str) -> ApiError:

@@ -143,12 +143,16 @@ def request_example(name: str, value: Any = empty, summary: str = "", **kwargs) 
     return OpenApiExample(name, summary=summary or name, value=value, request_only=True, **kwargs)
 
 
-#: Replies every authenticated Voiceprint API endpoint can give.
+#: Replies every authenticated Voiceprint API endpoint can give (40300: a read or device
+#: token outside its scope, core.scopes).
 UNAUTHORIZED = envelope_error(ErrorCode.UNAUTHORIZED, "invalid or revoked token", "Bad token")
 RATE_LIMITED = envelope_error(
     ErrorCode.RATE_LIMITED, "Request was throttled. Expected available in 12 seconds.", "Throttled"
 )
-COMMON_ERRORS = [UNAUTHORIZED, RATE_LIMITED]
+FORBIDDEN = envelope_error(
+    ErrorCode.FORBIDDEN, "this token may only act on device 'AA:BB:CC:DD:EE:FF'", "Out of scope"
+)
+COMMON_ERRORS = [UNAUTHORIZED, FORBIDDEN, RATE_LIMITED]
 
 
 # --- security and field extensions -------------------------------------------------------
@@ -167,8 +171,10 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "vp_<prefix>_<secret>",
             "description": (
                 "A tenant's API token, from `python manage.py create_tenant NAME` or "
-                "`create_token TENANT`. Missing or invalid: code 40100 (HTTP 401 on the "
-                "Voice API)."
+                "`create_token TENANT [--scope admin|read|device --device ID]`, the console "
+                "or `POST /v1/voiceprint/tokens`. Missing or invalid: code 40100 (HTTP 401 "
+                "on the Voice API). Outside its scope (a `read` token writing, a `device` "
+                "token beyond its device): 40300 (HTTP 403)."
             ),
         }
 
@@ -194,6 +200,8 @@ BUSINESS_CODES = {
     ErrorCode.UNDECODABLE_AUDIO: "audio cannot be decoded",
     ErrorCode.TOO_LITTLE_SPEECH: "audio has too little speech (after silence removal)",
     ErrorCode.UNAUTHORIZED: "missing or invalid token",
+    ErrorCode.FORBIDDEN: "the token's scope does not allow this request (a `read` token "
+    "writing, a `device` token outside its device)",
     ErrorCode.NOT_FOUND: "voice / role / device / agent not found (or another tenant's)",
     ErrorCode.CONFLICT: "conflict (duplicate device_id, device full, embedding model mismatch)",
     ErrorCode.AUDIO_TOO_LARGE: "audio too large",
@@ -252,6 +260,8 @@ TAGS = [
     {"name": "devices", "description": "Voiceprint API: devices and their identify stats."},
     {"name": "roles", "description": "Voiceprint API: roles a voice can be bound to."},
     {"name": "roleinterrupt", "description": "Voiceprint API: per-agent interrupt settings."},
+    {"name": "tokens", "description": "Voiceprint API: issue, list and revoke API tokens "
+     "(admin scope)."},
     {"name": "voice", "description": "Voice API: verify, register, identify, forget, embed, "
      "analyze; plain JSON and real HTTP statuses."},
 ]  # fmt: skip

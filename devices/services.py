@@ -8,6 +8,7 @@ from audit.services import audit_record
 from core.exceptions import conflict
 from devices.models import Device
 from tenancy.models import Tenant
+from tenancy.services import tokens_revoke_for_device
 
 
 def device_create(tenant: Tenant, *, device_id: str, device_name: str = "") -> Device:
@@ -29,8 +30,11 @@ def device_update(device: Device, *, device_name: str) -> Device:
     return device
 
 
+@transaction.atomic
 def device_delete(device: Device) -> None:
-    """Delete a device; its voice bindings go with it, the voices stay."""
+    """Delete a device; its voice bindings go with it, the voices stay, and the tokens
+    bound to it are revoked."""
+    tokens_revoke_for_device(device.tenant, device_id=device.device_id)
     device.delete()
     audit_record(device.tenant, action="device.delete", object_type="device",
                  object_id=device.device_id)  # fmt: skip

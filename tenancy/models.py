@@ -25,12 +25,31 @@ class Tenant(models.Model):
         return self.name
 
 
+class TokenScope(models.TextChoices):
+    """What a token may do (enforced by core.scopes on every API request)."""
+
+    #: Everything of its tenant (every token made before scopes existed).
+    ADMIN = "admin", "admin"
+    #: One device of its tenant: identify on it, verify and enroll its voices, read it.
+    DEVICE = "device", "device"
+    #: GET requests only, over the whole tenant.
+    READ = "read", "read"
+
+
 class ApiToken(models.Model):
     """A bearer token. Only its SHA-256 digest is stored; `prefix` finds the row and is
-    safe to show (it is a few random characters, not enough to guess the rest)."""
+    safe to show (it is a few random characters, not enough to guess the rest).
+
+    A `device` token names its device by the client's `device_id` (unique in the tenant):
+    tenancy sits below devices and does not reference their table; deleting the device
+    revokes its tokens (devices.services.device_delete)."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="tokens")
     label = models.CharField(max_length=100, blank=True)
+    scope = models.CharField(max_length=16, choices=TokenScope.choices, default=TokenScope.ADMIN)
+    device_id = models.CharField(
+        max_length=128, blank=True, help_text="the device of a device-scoped token"
+    )
     prefix = models.CharField(max_length=16, db_index=True)
     digest = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,18 @@ import numpy as np
 
 VP = "/v1/voiceprint/"
 QUALITY_FIELDS = {"speech_seconds", "snr_db", "clipping"}
+
+
+def b64(audio: bytes) -> str:
+    """Audio as the Voice API's base64 fields take it."""
+    return base64.b64encode(audio).decode("ascii")
+
+
+def post_raw(client, path: str, audio: bytes, **headers: str):
+    """POST raw WAV to the Voiceprint API's `path`, parameters as `X-` headers
+    (`device_id=...` -> `X-Device-Id`)."""
+    extra = {f"HTTP_X_{name.upper()}": value for name, value in headers.items()}
+    return client.post(VP + path, data=audio, content_type="audio/wav", **extra)
 
 
 def envelope(response, code: int = 0) -> Any:
@@ -75,3 +88,29 @@ def nothing_stored(media_root: Path) -> Iterator[None]:
     for (_, old), (_, new) in zip(before[0], after[0], strict=True):
         np.testing.assert_array_equal(new, old)
     assert after[1:] == before[1:]
+
+
+def api_routes() -> set[tuple[str, str]]:
+    """(route, method) of every endpoint of both API surfaces, from the URL conf itself
+    (route as `v1/voiceprint/voices/<str:voice_id>`): what an endpoint table must cover."""
+    from django.conf import settings
+    from django.urls import get_resolver
+
+    routes = set()
+    for route, pattern in _api_patterns(get_resolver(settings.ROOT_URLCONF).url_patterns, ""):
+        view = pattern.callback.view_class
+        for method in ("get", "post", "put", "patch", "delete"):
+            if hasattr(view, method) and method in view.http_method_names:
+                routes.add((route, method))
+    return routes
+
+
+def _api_patterns(patterns, prefix: str):
+    from django.urls import URLPattern, URLResolver
+
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            yield from _api_patterns(pattern.url_patterns, route)
+        elif isinstance(pattern, URLPattern) and route.startswith(("v1/voiceprint/", "v1/voice/")):
+            yield route, pattern

@@ -120,6 +120,16 @@ def read_audio_request(request: Request) -> AudioRequest:
     return AudioRequest(params, lambda: _audio_from_fields(url, encoded, upload))
 
 
+def request_parameter(request: Request, name: str) -> Any:
+    """One parameter of a Voiceprint API audio request (`device_id`, ...), in any of the
+    three forms, without reading the audio (for checks that run before the view)."""
+    content_type = request.content_type.split(";")[0].strip().lower()
+    if content_type.startswith(RAW_MEDIA_TYPES):
+        return header_parameters(request).get(name)
+    data = request.data
+    return data.get(name) if hasattr(data, "get") else None
+
+
 def header_parameters(request: Request) -> dict[str, str]:
     params = {}
     for header, name in HEADER_PARAMETERS.items():

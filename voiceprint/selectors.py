@@ -58,6 +58,16 @@ def voice_get(tenant: Tenant, *, voice_id: str) -> Voice:
     return get_owned(_with_relations(owned(Voice, tenant)), tenant, "voice", voice_id=voice_id)
 
 
+def voice_is_bound(tenant: Tenant, *, voice_id: str, device_id: str) -> bool:
+    """Whether the tenant's voice `voice_id` is bound to its device `device_id`."""
+    return VoiceBinding.objects.filter(
+        voice__tenant=tenant,
+        voice__voice_id=voice_id,
+        device__tenant=tenant,
+        device__device_id=device_id,
+    ).exists()
+
+
 def voice_list_bound(tenant: Tenant, *, device: Device) -> QuerySet[Voice]:
     """The voices bound to `device`, by name, with their centroids and samples (without
     embeddings): what a device's household page shows."""

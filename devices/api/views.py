@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema
 
 from core.envelope import VoiceprintAPIView, ok
 from core.fields import validated
+from core.scopes import device_in_path
 from devices import selectors, services
 from devices.api import schema
 from devices.api.serializers import (
@@ -32,6 +33,8 @@ class DeviceListView(VoiceprintAPIView):
 
 
 class DeviceDetailView(VoiceprintAPIView):
+    device_rules = {"get": device_in_path}
+
     @extend_schema(**schema.GET)
     def get(self, request, device_id: str):
         return _device_reply(request.user.tenant, device_id)

@@ -97,6 +97,54 @@ class TestTokens:
         detail = superuser_client.get(admin_url("tenancy_apitoken", "change", token.pk))
         assert token.digest not in detail.content.decode()
 
+    def test_the_form_offers_the_scopes_and_the_tenants_devices(
+        self, superuser_client, acme, globex
+    ):
+        page = superuser_client.get(admin_url("tenancy_tenant", "change", acme.tenant.pk))
+        content = page.content.decode()
+        for scope in ("admin", "read", "device"):
+            assert f'<option value="{scope}">' in content
+        assert f'<option value="{acme.device.device_id}">' in content
+        assert globex.device.device_id not in content
+
+    def test_created_device_token_reaches_its_device_only(self, superuser_client, acme):
+        from tenancy.models import ApiToken
+
+        url = admin_url("tenancy_tenant", "create_token", acme.tenant.pk)
+        device_id = acme.device.device_id
+        response = superuser_client.post(
+            url, {"label": "firmware", "scope": "device", "device": device_id}
+        )
+        assert response.status_code == 200
+        ((_, issued),) = response.context["issued"]
+        token = ApiToken.objects.get(tenant=acme.tenant, label="firmware")
+        assert (token.scope, token.device_id) == ("device", device_id)
+        assert device_id in response.content.decode()
+        client = make_client(issued.plaintext)
+        envelope(client.get(VP + f"devices/{device_id}"))
+        envelope(client.get(VP + "roles"), 40300)
+        listing = superuser_client.get(admin_url("tenancy_apitoken")).content.decode()
+        assert device_id in listing and issued.plaintext not in listing
+
+    @pytest.mark.parametrize(
+        "form",
+        [
+            {"scope": "device"},
+            {"scope": "device", "device": "globex-speaker"},
+            {"scope": "root"},
+        ],
+        ids=["no device", "another tenant's device", "unknown scope"],
+    )
+    def test_refused_token_forms_create_nothing(self, superuser_client, acme, globex, form):
+        from tenancy.models import ApiToken
+
+        count = ApiToken.objects.count()
+        url = admin_url("tenancy_tenant", "create_token", acme.tenant.pk)
+        response = superuser_client.post(url, form, follow=True)
+        assert response.status_code == 200
+        assert "No token created" in response.content.decode()
+        assert ApiToken.objects.count() == count
+
     def test_create_token_needs_post(self, superuser_client, acme):
         url = admin_url("tenancy_tenant", "create_token", acme.tenant.pk)
         assert superuser_client.get(url).status_code == 405

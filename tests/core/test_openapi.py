@@ -30,7 +30,7 @@ AUDIO_OPERATIONS = {
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 RAW_AUDIO_TYPES = ("audio/wav", "audio/x-wav", "application/octet-stream")
 #: What every Voice API operation can answer, and what one that reads audio adds.
-VOICE_API_COMMON = {"400", "401", "413", "429", "500"}
+VOICE_API_COMMON = {"400", "401", "403", "413", "429", "500"}
 VOICE_API_AUDIO = {"415", "422", "502", "503"}
 
 

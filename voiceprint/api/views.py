@@ -13,6 +13,7 @@ from devices.selectors import device_get
 from roles.selectors import role_get
 from voiceprint import selectors, services
 from voiceprint.api import schema
+from voiceprint.api.scopes import device_in_params, voice_on_device
 from voiceprint.api.serializers import (
     VoiceCreateInputSerializer,
     VoiceIdentifyInputSerializer,
@@ -38,7 +39,8 @@ def enrollment_reply(request: Request, voice_id: str):
     """The voice object, and the existing voices it could be confused with (named among
     the enrollment issues when they are look-alikes)."""
     voice = selectors.voice_get(request.user.tenant, voice_id=voice_id)
-    report = services.voice_enrollment_report(voice)
+    # A device token learns nothing of the voices of other devices.
+    report = services.voice_enrollment_report(voice, seen_from_device=request.user.device_id)
     data = VoiceOutputSerializer(voice, context={"request": request}).data
     data["enrollment"] = report.summary.as_dict()
     data["similar_voices"] = similar_voices_data(report.similar)
@@ -47,6 +49,7 @@ def enrollment_reply(request: Request, voice_id: str):
 
 class VoiceCreateView(VoiceprintAPIView):
     parser_classes = AUDIO_REQUEST_PARSERS
+    device_rules = {"post": device_in_params}
 
     @extend_schema(**schema.CREATE)
     def post(self, request):
@@ -120,6 +123,7 @@ class VoiceBindView(VoiceDetailView):
 
 class VoiceSamplesView(VoiceprintAPIView):
     parser_classes = AUDIO_REQUEST_PARSERS
+    device_rules = {"post": voice_on_device}
 
     @extend_schema(**schema.LIST_SAMPLES)
     def get(self, request, voice_id: str):
@@ -179,6 +183,7 @@ class VoiceSampleDetailView(VoiceprintAPIView):
 
 class VoiceVerifyView(VoiceprintAPIView):
     parser_classes = AUDIO_REQUEST_PARSERS
+    device_rules = {"post": voice_on_device}
 
     @extend_schema(**schema.VERIFY)
     def post(self, request, voice_id: str):
@@ -200,6 +205,7 @@ class VoiceVerifyView(VoiceprintAPIView):
 
 class VoiceIdentifyView(VoiceprintAPIView):
     parser_classes = AUDIO_REQUEST_PARSERS
+    device_rules = {"post": device_in_params}
 
     @extend_schema(**schema.IDENTIFY)
     def post(self, request):

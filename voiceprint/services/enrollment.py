@@ -236,8 +236,14 @@ class EnrollmentReport:
     similar: list[VoiceScore]
 
 
-def voice_enrollment_report(voice: Voice) -> EnrollmentReport:
+def voice_enrollment_report(voice: Voice, *, seen_from_device: str = "") -> EnrollmentReport:
+    """The enrollment report of `voice`. `seen_from_device`: the caller sees only that
+    device (a device token), so only look-alikes bound to it are named."""
     similar = voice_similar_voices(voice)
+    if seen_from_device:
+        similar = [
+            s for s in similar if s.voice.devices.filter(device_id=seen_from_device).exists()
+        ]
     summary = voice_enrollment(voice)
     lookalikes = [
         lookalike_issue(voice_id=s.voice.voice_id, name=s.voice.name, score=s.cosine)

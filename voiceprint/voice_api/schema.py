@@ -12,8 +12,9 @@ from voiceprint.voice_api import serializers as s
 
 TAGS = ["voice"]
 #: What any operation can answer: a bad parameter, body or method (400), a bad token (401),
-#: a body over the upload limit (413), the rate limit (429), an internal error (500).
-COMMON_STATUSES = (400, 401, 413, 429, 500)
+#: a token whose scope does not allow it (403: read and device tokens, core.scopes), a body
+#: over the upload limit (413), the rate limit (429), an internal error (500).
+COMMON_STATUSES = (400, 401, 403, 413, 429, 500)
 #: What an operation that reads audio adds: undecodable audio (415), too little speech
 #: (422), a URL that cannot be fetched (502), the engine unavailable (503).
 AUDIO_STATUSES = (415, 422, 502, 503)
@@ -46,6 +47,8 @@ AUDIO_NOTE = (
 
 COMMON_ERRORS = [
     voice_error(ErrorCode.UNAUTHORIZED, "invalid or revoked token", "Bad token"),
+    voice_error(ErrorCode.FORBIDDEN, "this token may only read (its scope is 'read')",
+                "Out of scope"),
     voice_error(ErrorCode.INVALID_PARAMETER, "model: unknown model 'x'; available: eres2net, "
                 "ge2e", "Unknown model"),
     voice_error(ErrorCode.RATE_LIMITED, "Request was throttled. Expected available in 12 "
