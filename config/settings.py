@@ -335,6 +335,9 @@ VOICEPRINT_LOOKALIKE_POLICY = env_choice("VOICEPRINT_LOOKALIKE_POLICY", "warn", 
 VOICEPRINT_ADAPTATION = env_bool("VOICEPRINT_ADAPTATION", False)
 #: Days audit events are kept (`manage.py purge_audit` removes older ones).
 VOICEPRINT_AUDIT_RETENTION_DAYS = env_int("VOICEPRINT_AUDIT_RETENTION_DAYS", 365)
+#: Days enrollment recordings are kept (`manage.py purge_audio` deletes older ones; the
+#: voices keep their embeddings); None ("off", the default): kept as long as their voice.
+VOICEPRINT_AUDIO_RETENTION_DAYS = env_count("VOICEPRINT_AUDIO_RETENTION_DAYS", None)
 
 # The web server of `make run` (gunicorn, config/gunicorn_conf.py): worker processes, each
 # with its own copy of the in-process engine, and threads per worker.

@@ -88,12 +88,14 @@ def env_float(name: str, default: float) -> float:
     return value
 
 
-def env_count(name: str, default: int) -> int | None:
-    """An integer limit, or None for "off" (no limit)."""
+def env_count(name: str, default: int | None) -> int | None:
+    """An integer limit, or None for "off" (no limit); `default` when unset or blank."""
     raw = env_raw(name)
-    if raw is not None and raw.lower() == "off":
+    if raw is None:
+        return default
+    if raw.lower() == "off":
         return None
-    return env_int(name, default)
+    return env_int(name, 0)  # set: the default is not used
 
 
 def env_bool(name: str, default: bool = False) -> bool:

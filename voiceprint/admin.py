@@ -137,6 +137,12 @@ class VoiceSampleInline(admin.TabularInline):
     def player(self, sample: VoiceSample) -> str:
         if sample.pk is None:
             return "—"
+        if sample.audio_purged_at is not None:
+            return format_html(
+                '<span title="deleted after VOICEPRINT_AUDIO_RETENTION_DAYS; the voiceprint '
+                'keeps its embedding">purged {}</span>',
+                sample.audio_purged_at.date().isoformat(),
+            )
         url = reverse("admin:voiceprint_voice_sample_audio", args=[sample.pk])
         return format_html(
             '<audio controls preload="metadata" class="console-audio" src="{}" '
@@ -488,7 +494,7 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             raise PermissionDenied
         sample = self._visible_sample(request, sample_id)
         try:
-            audio = services.audio_open(sample.audio.name)
+            audio = services.sample_audio_open(sample)
         except (FileNotFoundError, OSError) as exc:
             raise Http404("the sample's audio is missing from storage") from exc
         except ApiError as exc:

@@ -87,10 +87,17 @@ class SampleKind(models.TextChoices):
 
 
 class VoiceSample(models.Model):
-    """One enrollment recording: the audio as received, its embedding and its quality."""
+    """One enrollment recording: the audio as received, its embedding and its quality.
+
+    Once VOICEPRINT_AUDIO_RETENTION_DAYS have passed, `manage.py purge_audio` deletes the
+    recording (`audio` becomes "", `audio_purged_at` is set): the sample keeps its
+    embedding, speech, quality and agreement, so the voice keeps working, but nothing can
+    be recomputed from it any more (voiceprint.services.retention)."""
 
     voice = models.ForeignKey(Voice, on_delete=models.CASCADE, related_name="samples")
-    audio = models.FileField(upload_to="voices/", max_length=255)
+    #: The stored (encrypted) recording; "" once purged.
+    audio = models.FileField(upload_to="voices/", max_length=255, blank=True)
+    audio_purged_at = models.DateTimeField(null=True, blank=True, editable=False)
     #: Name of the speaker engine that made the embedding.
     engine_name = models.CharField("engine", max_length=32)
     embedding = VectorField()
@@ -109,6 +116,14 @@ class VoiceSample(models.Model):
 
     class Meta:
         ordering = ["created_at", "pk"]
+        indexes = [
+            # The daily purge's question: kept recordings older than the retention.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(audio_purged_at__isnull=True),
+                name="sample_audio_kept_idx",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"sample {self.pk} of {self.voice}"

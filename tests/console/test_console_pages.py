@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib import admin
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.conftest import make_client, stored_files
 from tests.console.conftest import tone_wav
 from tests.console.test_operator_isolation import admin_url, sample_formset
 from tests.helpers import VP, envelope
 from voiceprint.models import VoiceSample
+from voiceprint.services import audio_retention_cutoff, voice_audio_purge
 
 pytestmark = pytest.mark.django_db
 
@@ -320,6 +324,21 @@ class TestVoices:
         assert response.url.startswith(reverse("admin:login"))
         api = make_client(acme.token)  # a tenant token is no way in either
         assert api.get(url).status_code == 302
+
+    def test_purged_audio_shows_purged(
+        self, superuser_client, acme, settings, media_root, django_capture_on_commit_callbacks
+    ):
+        settings.VOICEPRINT_AUDIO_RETENTION_DAYS = 30
+        old = timezone.now() - timedelta(days=31)
+        VoiceSample.objects.filter(pk=acme.sample.pk).update(created_at=old)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert voice_audio_purge(voice_id=acme.voice.pk, cutoff=audio_retention_cutoff()) == 1
+        page = superuser_client.get(admin_url("voiceprint_voice", "change", acme.voice.pk))
+        url = admin_url("voiceprint_voice", "sample_audio", acme.sample.pk)
+        assert ">purged " in page.content.decode() and url not in page.content.decode()
+        audio = superuser_client.get(url)
+        assert audio.status_code == 404
+        assert "purged after 30 days" in audio.content.decode()
 
     def test_missing_audio_file_is_404(self, superuser_client, acme):
         acme.sample.audio.storage.delete(acme.sample.audio.name)

@@ -128,3 +128,11 @@ def test_a_malformed_number_map_names_the_bad_item(value, bad_item):
     with pytest.raises(EnvError) as raised:
         parse_number_map(value, NAME)
     assert NAME in str(raised.value) and repr(bad_item) in str(raised.value)
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_unset_count_takes_its_default_even_off(env, value):
+    """VOICEPRINT_AUDIO_RETENTION_DAYS: unset or blank means its default, None ("off")."""
+    env(value)
+    assert env_count(NAME, None) is None
+    assert env_count(NAME, 60) == 60

@@ -19,7 +19,7 @@ from tests.helpers import VP, envelope
 from tests.voiceprint.conftest import add_sample, create_device, enroll
 from utilities.sealing import MAGIC, key_id, new_key, sealed_key_id
 from voiceprint.models import Voice, VoiceSample
-from voiceprint.services import voice_reembed, wav_encode
+from voiceprint.services import Reembed, voice_reembed, wav_encode
 
 pytestmark = pytest.mark.django_db
 
@@ -182,7 +182,7 @@ def test_reembed_reads_encrypted_audio(api, voice, settings):
     original = np.asarray(row.centroid)
     Voice.objects.filter(pk=row.pk).update(engine_name="campplus", centroid=np.ones(256) / 16)
 
-    assert voice_reembed(row, engine_name="ge2e")
+    assert voice_reembed(row, engine_name="ge2e") is Reembed.REEMBEDDED
 
     row.refresh_from_db()
     np.testing.assert_allclose(np.asarray(row.centroid), original, atol=1e-4)

@@ -18,6 +18,7 @@ from tests.conftest import stored_files
 from tests.helpers import nothing_stored
 from voiceprint.models import Voice, VoiceBinding, VoiceSample
 from voiceprint.services import (
+    Reembed,
     audio_read,
     cosine_similarity,
     voice_centroid_refresh,
@@ -222,7 +223,7 @@ def test_reembed_recomputes_a_voice_from_its_stored_audio(media_root):
     Voice.objects.filter(pk=voice.pk).update(engine_name="other", centroid=scrambled)
     voice.samples.update(engine_name="other", embedding=scrambled)
 
-    assert voice_reembed(voice, engine_name=active) is True
+    assert voice_reembed(voice, engine_name=active) is Reembed.REEMBEDDED
 
     voice.refresh_from_db()
     assert voice.engine_name == active
@@ -231,7 +232,7 @@ def test_reembed_recomputes_a_voice_from_its_stored_audio(media_root):
     # Still identifiable: the same speaker's other recording verifies against it.
     assert voice_verify(voice, audio=make.trial_speech("speaker1_b_cn")).verified
     # A second run finds nothing to do.
-    assert voice_reembed(voice, engine_name=active) is False
+    assert voice_reembed(voice, engine_name=active) is Reembed.CURRENT
 
 
 def test_pair_scores_compare_every_two_voices_of_one_engine():

@@ -378,7 +378,8 @@ AUDIO = {
     "operation_id": "voices_audio",
     "summary": "Download an enrollment sample",
     "description": "The WAV bytes (16 kHz mono), not an envelope; errors are envelopes. "
-    'Stored encrypted (README "Enrollment audio at rest"), decrypted here.',
+    'Stored encrypted (README "Enrollment audio at rest"), decrypted here. A recording '
+    "deleted after VOICEPRINT_AUDIO_RETENTION_DAYS answers 40400 (the voice keeps working).",
     "tags": VOICES,
     "parameters": [OpenApiParameter("sample", int, description="0-based sample index (default 0)")],
     "responses": {
@@ -387,6 +388,11 @@ AUDIO = {
     },
     "examples": [
         envelope_error(ErrorCode.NOT_FOUND, "sample not found", "Sample not found"),
+        envelope_error(
+            ErrorCode.NOT_FOUND,
+            "sample audio was purged after 365 days (VOICEPRINT_AUDIO_RETENTION_DAYS)",
+            "Sample audio purged",
+        ),
         VOICE_NOT_FOUND,
         envelope_error(
             ErrorCode.UNAVAILABLE,
@@ -430,6 +436,7 @@ SAMPLE = {
     "clipping": 0.0,
     "agreement": 0.86,
     "created_at": "2025-01-01T12:00:00Z",
+    "audio_purged_at": None,
 }
 LIST_SAMPLES = {
     "operation_id": "voices_samples_list",

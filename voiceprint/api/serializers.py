@@ -113,11 +113,17 @@ class VoiceSampleOutputSerializer(serializers.ModelSerializer):
         "(null for a voice's only sample): below the voice's threshold, it may be someone else",
     )
 
+    audio_purged_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="when the recording was deleted after VOICEPRINT_AUDIO_RETENTION_DAYS (its "
+        "embedding is kept; voices/{id}/audio answers 40400 for it); null while it is kept",
+    )
+
     class Meta:
         model = VoiceSample
         fields = [
             "kind", "duration_seconds", "speech_seconds", "snr_db", "clipping", "agreement",
-            "created_at",
+            "created_at", "audio_purged_at",
         ]  # fmt: skip
 
 

@@ -153,7 +153,7 @@ class VoiceAudioView(VoiceprintAPIView):
         index = request.query_params.get("sample", "0")
         sample = selectors.voice_sample_get(voice, index=index)
         return FileResponse(
-            services.audio_open(sample.audio.name),
+            services.sample_audio_open(sample),
             content_type="audio/wav",
             filename=f"{voice.voice_id}-{index}.wav",
         )

@@ -6,6 +6,7 @@
 - `recognition`: audio to embedding, and the 1:1 / 1:N decisions (by voiceprint.decision);
 - `storage`: enrollment audio encoded as WAV, encrypted, stored, opened, re-encrypted
   when the key rotates, and deleted;
+- `retention`: recordings older than VOICEPRINT_AUDIO_RETENTION_DAYS purged, embeddings kept;
 - `export`: everything held about a voice, in one archive;
 - `calibration`: a tenant's operating point, fitted on its labelled audio;
 - `enrollment_limits`: the cap on the API's enrollments per device and hour.
@@ -21,6 +22,7 @@ from voiceprint.services.calibration import (
 from voiceprint.services.enrollment import (
     UNCHANGED,
     EnrollmentReport,
+    Reembed,
     device_capacity_check,
     similar_voices,
     voice_centroid_refresh,
@@ -49,13 +51,20 @@ from voiceprint.services.recognition import (
     voice_verify,
     voices_score,
 )
+from voiceprint.services.retention import (
+    audio_purge_plan,
+    audio_retention_cutoff,
+    voice_audio_purge,
+)
 from voiceprint.services.storage import (
+    PurgedAudioError,
     Reseal,
     StoredAudioError,
     audio_delete,
     audio_open,
     audio_read,
     audio_store,
+    sample_audio_open,
     voice_sample_audio_reseal,
     wav_encode,
 )
@@ -65,6 +74,8 @@ __all__ = [
     "EmbeddedAudio",
     "EnrollmentReport",
     "OperatingPointFit",
+    "PurgedAudioError",
+    "Reembed",
     "Reseal",
     "StoredAudioError",
     "VoiceIdentifyResult",
@@ -72,7 +83,9 @@ __all__ = [
     "audio_delete",
     "audio_embed",
     "audio_open",
+    "audio_purge_plan",
     "audio_read",
+    "audio_retention_cutoff",
     "audio_store",
     "cosine_similarity",
     "device_capacity_check",
@@ -80,7 +93,9 @@ __all__ = [
     "elapsed_ms",
     "operating_point_delete",
     "operating_point_fit",
+    "sample_audio_open",
     "similar_voices",
+    "voice_audio_purge",
     "voice_centroid_refresh",
     "voice_centroids",
     "voice_create",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
 import numpy as np
 from django.conf import settings
@@ -272,17 +273,31 @@ def _lookalike_check(
             )
 
 
-def voice_reembed(voice: Voice, *, engine_name: str) -> bool:
+class Reembed(StrEnum):
+    """What `voice_reembed` did with one voice."""
+
+    REEMBEDDED = "re-embedded"
+    CURRENT = "already on the engine"
+    PURGED = "audio purged"
+
+
+def voice_reembed(voice: Voice, *, engine_name: str) -> Reembed:
     """Recompute the voice's samples and centroid from its stored audio with the engine
-    `engine_name`, all or nothing. False when the voice is already on that engine (done
-    by a concurrent run)."""
+    `engine_name`, all or nothing. CURRENT when the voice is already on that engine (done
+    by a concurrent run). PURGED, changing nothing, when a sample's audio was purged
+    (retention.py): its embedding cannot be recomputed, and embeddings of two engines
+    never mix in one centroid, so the voice stays on its engine, as it identifies today,
+    until it is re-enrolled (or its purged samples are removed: then it is recomputed
+    from the rest)."""
     with transaction.atomic():
         voice = Voice.objects.select_for_update().get(pk=voice.pk)
         if voice.engine_name == engine_name:
-            return False
+            return Reembed.CURRENT
         samples = list(voice.samples.all())
         if not samples:
             raise conflict(f"voice {voice.voice_id} has no stored audio to re-embed")
+        if any(sample.audio_purged_at is not None for sample in samples):
+            return Reembed.PURGED
         for sample in samples:
             result = compute_embedding(audio_read(sample.audio.name), engine_name)
             sample.embedding, sample.engine_name = result.vector, result.model
@@ -290,7 +305,7 @@ def voice_reembed(voice: Voice, *, engine_name: str) -> bool:
         voice.engine_name, voice.dim = result.model, result.dim
         voice.save(update_fields=["engine_name", "dim", "updated_at"])
         voice_centroid_refresh(voice)
-    return True
+    return Reembed.REEMBEDDED
 
 
 # --- settings and bindings --------------------------------------------------------------

@@ -3,9 +3,10 @@ for about their biometric data (README, "Security").
 
 - `voice.json`: the voice's record (ids, name, labels, store, threshold, role, devices,
   engine, dates), its enrollment progress, and each sample's metadata (kind, durations,
-  quality, agreement, date, its file in the archive);
+  quality, agreement, date, its file in the archive or when its audio was purged);
 - `samples/<n>.wav`: each sample's recording as enrolled (decrypted), `n` as in
-  `voices/{id}/audio?sample=n`;
+  `voices/{id}/audio?sample=n`; a sample whose recording the retention purged is listed
+  with `"file": null` and its `audio_purged_at`;
 - `audit.jsonl`: the audit events about the voice, oldest first.
 
 The voiceprint itself (embeddings) is derived data of no use outside this engine and is
@@ -33,8 +34,10 @@ def voice_export(voice: Voice) -> IO[bytes]:
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
         samples = []
         for index, sample in enumerate(voice_sample_list(voice)):
-            name = f"samples/{index}.wav"
-            zipped.writestr(name, audio_read(sample.audio.name))
+            name = None  # purged after VOICEPRINT_AUDIO_RETENTION_DAYS: only its record
+            if sample.audio_purged_at is None:
+                name = f"samples/{index}.wav"
+                zipped.writestr(name, audio_read(sample.audio.name))
             samples.append(_sample_data(sample, index, name))
         record = {**_voice_data(voice), "samples": samples}
         zipped.writestr("voice.json", json.dumps(record, ensure_ascii=False, indent=2))
@@ -66,7 +69,7 @@ def _voice_data(voice: Voice) -> dict:
     }
 
 
-def _sample_data(sample, index: int, name: str) -> dict:
+def _sample_data(sample, index: int, name: str | None) -> dict:
     return {
         "sample": index,
         "file": name,
@@ -77,6 +80,7 @@ def _sample_data(sample, index: int, name: str) -> dict:
         "clipping": sample.clipping,
         "agreement": sample.agreement,
         "created_at": _iso(sample.created_at),
+        "audio_purged_at": _iso(sample.audio_purged_at) if sample.audio_purged_at else None,
     }
 
 

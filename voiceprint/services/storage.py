@@ -1,7 +1,7 @@
 """Enrollment audio as it is kept: encoded as 16 kHz mono 16-bit WAV, encrypted with the
 current audio key (utilities/sealing.py, settings.VOICEPRINT_AUDIO_KEY), stored under the
 tenant, opened (decrypted) for playback and re-embedding, re-encrypted when the key
-rotates, and deleted with its voice.
+rotates, and deleted with its voice or when the retention purges it (retention.py).
 
 Encryption happens before the storage backend, so the filesystem and S3 hold the same
 sealed bytes. Sealed files are named `*.wav.enc`; a name ending in `.wav` is audio stored
@@ -51,6 +51,20 @@ class StoredAudioError(ApiError):
         else:
             code, message = ErrorCode.INTERNAL, f"{problem}: it is refused"
         super().__init__(code, f"the stored audio {file} {message}")
+
+
+class PurgedAudioError(ApiError):
+    """A sample whose recording the retention purged (40400): its embedding is kept, its
+    audio is gone for good."""
+
+    def __init__(self, sample: VoiceSample) -> None:
+        days = settings.VOICEPRINT_AUDIO_RETENTION_DAYS
+        if days is None:  # the setting was turned off since: say how old the audio was
+            days = (sample.audio_purged_at - sample.created_at).days
+        super().__init__(
+            ErrorCode.NOT_FOUND,
+            f"sample audio was purged after {days} days (VOICEPRINT_AUDIO_RETENTION_DAYS)",
+        )
 
 
 def wav_encode(waveform: np.ndarray, *, sample_rate: int = SAMPLE_RATE) -> bytes:
@@ -113,9 +127,17 @@ def audio_open(name: str) -> File:
     return ContentFile(audio_read(name), name=name.removesuffix(".enc").rsplit("/", 1)[-1])
 
 
+def sample_audio_open(sample: VoiceSample) -> File:
+    """`audio_open` of a sample's recording; `PurgedAudioError` (40400) once purged."""
+    if sample.audio_purged_at is not None:
+        raise PurgedAudioError(sample)
+    return audio_open(sample.audio.name)
+
+
 def audio_delete(names: Iterable[str]) -> None:
-    """Delete stored audio; a file that cannot be deleted is logged, not raised."""
-    for name in names:
+    """Delete stored audio; a file that cannot be deleted is logged, not raised. Empty
+    names (samples whose audio was purged) are skipped."""
+    for name in filter(None, names):
         try:
             default_storage.delete(name)
         except OSError:
@@ -128,6 +150,7 @@ class Reseal(StrEnum):
     RESEALED = "re-encrypted"
     CURRENT = "already on the current key"
     GONE = "deleted meanwhile"
+    PURGED = "purged (no audio left)"
 
 
 def voice_sample_audio_reseal(*, sample_id: int) -> Reseal:
@@ -139,6 +162,8 @@ def voice_sample_audio_reseal(*, sample_id: int) -> Reseal:
     if sample is None:
         return Reseal.GONE
     old = sample["audio"]
+    if not old:
+        return Reseal.PURGED
     if old.endswith(SEALED_SUFFIX) and _sealed_with_current_key(old):
         return Reseal.CURRENT
     wav = audio_read(old)
@@ -148,7 +173,7 @@ def voice_sample_audio_reseal(*, sample_id: int) -> Reseal:
                 raise _SampleMoved
             transaction.on_commit(lambda: audio_delete([old]))
     except _SampleMoved:
-        return Reseal.GONE
+        return Reseal.GONE  # or purged meanwhile: the new file was deleted again
     return Reseal.RESEALED
 
 

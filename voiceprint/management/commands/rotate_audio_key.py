@@ -34,7 +34,8 @@ class Command(BaseCommand):
             current = audio_keyring().current_id
         except ApiError as exc:
             raise CommandError(exc.message) from exc
-        samples = VoiceSample.objects.order_by("pk")
+        # Purged samples (VOICEPRINT_AUDIO_RETENTION_DAYS) have no audio left to encrypt.
+        samples = VoiceSample.objects.filter(audio_purged_at__isnull=True).order_by("pk")
         if options["tenant"]:
             samples = samples.filter(voice__tenant__name=options["tenant"])
         counts: Counter[Reseal] = Counter()
@@ -52,7 +53,8 @@ class Command(BaseCommand):
                 self.stderr.write(f"sample {sample_id}: {getattr(exc, 'message', exc)}")
         self.stdout.write(
             f"{counts[Reseal.RESEALED]} sample(s) re-encrypted with key {current}, "
-            f"{counts[Reseal.CURRENT]} already on it, {counts[Reseal.GONE]} deleted meanwhile, "
+            f"{counts[Reseal.CURRENT]} already on it, "
+            f"{counts[Reseal.GONE] + counts[Reseal.PURGED]} deleted or purged meanwhile, "
             f"{failed} failed."
         )
         if failed:
