@@ -6,6 +6,7 @@
 - `recognition`: audio to embedding, and the 1:1 / 1:N decisions (by voiceprint.decision);
 - `storage`: enrollment audio encoded as WAV, encrypted, stored, opened, re-encrypted
   when the key rotates, and deleted;
+- `consent`: the consent record of an enrollment, and the tenant setting requiring it;
 - `export`: everything held about a voice, in one archive;
 - `calibration`: a tenant's operating point, fitted on its labelled audio;
 - `enrollment_limits`: the cap on the API's enrollments per device and hour.
@@ -18,6 +19,7 @@ from voiceprint.services.calibration import (
     operating_point_delete,
     operating_point_fit,
 )
+from voiceprint.services.consent import Consent
 from voiceprint.services.enrollment import (
     UNCHANGED,
     EnrollmentReport,
@@ -62,6 +64,7 @@ from voiceprint.services.storage import (
 
 __all__ = [
     "UNCHANGED",
+    "Consent",
     "EmbeddedAudio",
     "EnrollmentReport",
     "OperatingPointFit",

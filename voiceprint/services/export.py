@@ -2,8 +2,8 @@
 for about their biometric data (README, "Security").
 
 - `voice.json`: the voice's record (ids, name, labels, store, threshold, role, devices,
-  engine, dates), its enrollment progress, and each sample's metadata (kind, durations,
-  quality, agreement, date, its file in the archive);
+  engine, dates), its consent record (or null), its enrollment progress, and each
+  sample's metadata (kind, durations, quality, agreement, date, its file in the archive);
 - `samples/<n>.wav`: each sample's recording as enrolled (decrypted), `n` as in
   `voices/{id}/audio?sample=n`;
 - `audit.jsonl`: the audit events about the voice, oldest first.
@@ -22,7 +22,7 @@ from typing import IO
 from audit.selectors import audit_event_data, audit_event_list
 from audit.services import audit_record
 from voiceprint.models import Voice
-from voiceprint.selectors import voice_enrollment, voice_sample_list
+from voiceprint.selectors import voice_consent, voice_enrollment, voice_sample_list
 from voiceprint.services.storage import audio_read
 
 
@@ -63,6 +63,7 @@ def _voice_data(voice: Voice) -> dict:
         "created_at": _iso(voice.created_at),
         "updated_at": _iso(voice.updated_at),
         "enrollment": voice_enrollment(voice).as_dict(),
+        "consent": voice_consent(voice),
     }
 
 
