@@ -8,6 +8,7 @@ from django.contrib.auth.signals import user_logged_in
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
+from audit.context import console_actor
 from audit.services import audit_record
 from tenancy.models import ApiToken
 
@@ -30,11 +31,11 @@ def token_saved(sender, instance: ApiToken, created: bool, update_fields=None, *
 
 @receiver(user_logged_in, dispatch_uid="audit_console_login")
 def console_login(sender, request, user, **kwargs) -> None:
-    from audit.context import console_actor, set_actor
-
-    set_actor(console_actor(user.get_username()))
-    audit_record(_operator_tenant(user), action="console.login", object_type="user",
-                 object_id=user.get_username())  # fmt: skip
+    # The request began before the login: its actor is not the user yet.
+    audit_record(
+        _operator_tenant(user), action="console.login", object_type="user",
+        object_id=user.get_username(), actor=console_actor(user.get_username()),
+    )  # fmt: skip
 
 
 @receiver(post_save, sender=LogEntry, dispatch_uid="audit_console_action")

@@ -21,12 +21,14 @@ def audit_record(
     object_id: str = "",
     outcome: str = "ok",
     details: dict[str, Any] | None = None,
+    actor: str | None = None,
 ) -> AuditEvent:
-    """Record that the current actor did `action` to an object of `tenant`. `details` must
-    hold only ids, names and numbers: never audio, embeddings or tokens."""
+    """Record that `actor` (the current one when None) did `action` to an object of
+    `tenant`. `details` must hold only ids, names and numbers: never audio, embeddings or
+    tokens."""
     return AuditEvent.objects.create(
         tenant=tenant,
-        actor=current_actor(),
+        actor=actor or current_actor(),
         action=action,
         object_type=object_type,
         object_id=str(object_id),

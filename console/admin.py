@@ -98,7 +98,7 @@ class TenantAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         "voice_count",
         "created_at",
     )
-    list_filter = ("is_active",)
+    list_filter = ("is_active", "require_consent")
     search_fields = ("name",)
     readonly_fields = ("created_at",)
     inlines = (ApiTokenInline,)

@@ -12,6 +12,7 @@ from devices.models import Device
 from roles.models import Role
 from tenancy.models import Tenant
 from voiceprint.limits import MAX_AUDIO_BYTES, MB
+from voiceprint.services.consent import Consent
 
 
 class AudioField(forms.FileField):
@@ -103,6 +104,25 @@ class EnrollVoiceForm(ScopedForm):
         help_text="Enroll even if it sounds like an existing voice (identify may then "
         "confuse the two).",
     )
+    consent_subject = forms.CharField(
+        max_length=128,
+        required=False,
+        label="Consent: subject",
+        help_text="Who consented (a name or your own id of the person). Required, with the "
+        "text version and channel, where the tenant requires consent.",
+    )
+    consent_text_version = forms.CharField(
+        max_length=64, required=False, label="Consent: text version"
+    )
+    consent_channel = forms.CharField(
+        max_length=32,
+        required=False,
+        label="Consent: channel",
+        help_text='Where it was given, e.g. "app", "voice", "web", "paper".',
+    )
+    consent_time = forms.DateTimeField(
+        required=False, label="Consent: time", help_text="Empty: now."
+    )
 
     def clean(self):
         cleaned = super().clean()
@@ -111,7 +131,31 @@ class EnrollVoiceForm(ScopedForm):
             record = cleaned.get(name)
             if tenant and record and record.tenant_id != tenant.pk:
                 self.add_error(name, f"This {name} belongs to tenant {record.tenant}.")
+        self._clean_consent(required=bool(tenant and tenant.require_consent))
         return cleaned
+
+    def _clean_consent(self, *, required: bool) -> None:
+        """All three of subject, text version and channel, or (where the tenant allows)
+        none; `consent` is the Consent for voice_create, or None."""
+        cleaned = self.cleaned_data
+        parts = ("consent_subject", "consent_text_version", "consent_channel")
+        given = any(cleaned.get(name) for name in (*parts, "consent_time"))
+        if required or given:
+            for name in parts:
+                if not cleaned.get(name) and name not in self.errors:
+                    self.add_error(name, "Required for the consent record.")
+        if self.errors:
+            return
+        cleaned["consent"] = (
+            Consent(
+                subject=cleaned["consent_subject"],
+                text_version=cleaned["consent_text_version"],
+                channel=cleaned["consent_channel"],
+                **({"time": cleaned["consent_time"]} if cleaned.get("consent_time") else {}),
+            )
+            if given
+            else None
+        )
 
 
 class AddSampleForm(forms.Form):

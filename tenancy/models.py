@@ -16,6 +16,11 @@ def new_public_id() -> str:
 class Tenant(models.Model):
     name = models.CharField(max_length=100, unique=True)
     is_active = models.BooleanField(default=True)
+    require_consent = models.BooleanField(
+        default=False,
+        help_text="Refuse an enrollment that carries no consent record (subject, text "
+        "version, channel).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -250,6 +250,7 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         "dim",
         "store",
         "sample_count",
+        "consent_record",
         "created_at",
         "updated_at",
     )
@@ -260,6 +261,7 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             "Engine and gallery",
             {"fields": ("engine_name", "dim", "store", "labels", "sample_count")},
         ),
+        ("Consent", {"fields": ("consent_record",)}),
         ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
     inlines = (VoiceSampleInline,)
@@ -286,6 +288,17 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     def bound_devices(self, voice: Voice) -> str:
         """The devices, for a user who may only view the voice (others get the form field)."""
         return admin_links(voice.devices.all())
+
+    @admin.display(description="consent")
+    def consent_record(self, voice: Voice) -> str:
+        """As given at enrollment (it is never edited)."""
+        consent = selectors.voice_consent(voice)
+        if consent is None:
+            return "none recorded"
+        return format_html(
+            "{} · text version {} · via {} · {}",
+            consent["subject"], consent["text_version"], consent["channel"], consent["time"],
+        )  # fmt: skip
 
     @admin.display(description="samples", ordering="sample_count")
     def sample_count(self, voice: Voice) -> int:
@@ -363,6 +376,7 @@ class VoiceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                         threshold=data["threshold"],
                         name=data["name"],
                         force=data["force"],
+                        consent=data["consent"],
                     )
                 except SERVICE_ERRORS as exc:
                     form.add_error(None, f"The voice could not be enrolled: {describe(exc)}")

@@ -40,6 +40,10 @@ HEADER_PARAMETERS = {
     "HTTP_X_TOP_K": "top_k",
     "HTTP_X_AUDIO_URL": "audio_url",
     "HTTP_X_FORCE": "force",
+    "HTTP_X_CONSENT_SUBJECT": "consent_subject",
+    "HTTP_X_CONSENT_TEXT_VERSION": "consent_text_version",
+    "HTTP_X_CONSENT_CHANNEL": "consent_channel",
+    "HTTP_X_CONSENT_TIME": "consent_time",
 }
 
 _DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?);base64,", re.I)

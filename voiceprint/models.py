@@ -65,6 +65,27 @@ class Voice(TenantOwned):
         return self.name or self.voice_id
 
 
+class VoiceConsent(models.Model):
+    """The consent a voice was enrolled under (README, "Consent"): who gave it, which
+    version of the consent text they were shown, when, and through which channel. Kept
+    as given at enrollment and deleted with the voice."""
+
+    voice = models.OneToOneField(Voice, on_delete=models.CASCADE, related_name="consent")
+    #: Who consented: a name or the client's own id of the person.
+    subject = models.CharField(max_length=128)
+    #: The version of the consent text shown to them.
+    text_version = models.CharField(max_length=64)
+    #: Where it was given: "app", "voice", "web", "paper", ...
+    channel = models.CharField(max_length=32)
+    given_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "consent"
+
+    def __str__(self) -> str:
+        return f"{self.subject} ({self.text_version}, {self.channel})"
+
+
 class VoiceBinding(models.Model):
     voice = models.ForeignKey(Voice, on_delete=models.CASCADE, related_name="bindings")
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="bindings")

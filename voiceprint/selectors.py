@@ -26,6 +26,7 @@ from voiceprint.models import (
     SampleKind,
     Voice,
     VoiceBinding,
+    VoiceConsent,
     VoiceSample,
 )
 
@@ -33,7 +34,7 @@ from voiceprint.models import (
 def _with_relations(queryset: QuerySet[Voice]) -> QuerySet[Voice]:
     """What the voice object needs, in a fixed number of queries."""
     return (
-        queryset.select_related("role")
+        queryset.select_related("role", "consent")
         .prefetch_related(
             Prefetch("devices", queryset=Device.objects.order_by("created_at", "pk")),
             Prefetch("samples", queryset=VoiceSample.objects.defer("embedding")),
@@ -212,3 +213,18 @@ def identify_outcome_list(
 def _truncate(moment: datetime, bucket: Bucket) -> datetime:
     moment = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     return moment.replace(hour=0) if bucket == "day" else moment
+
+
+def voice_consent(voice: Voice) -> dict | None:
+    """The voice's consent record as the API, the export and the console show it (time in
+    ISO 8601); None when it was enrolled without one."""
+    try:
+        record = voice.consent
+    except VoiceConsent.DoesNotExist:
+        return None
+    return {
+        "subject": record.subject,
+        "text_version": record.text_version,
+        "time": record.given_at.isoformat().replace("+00:00", "Z"),
+        "channel": record.channel,
+    }

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.helpers import VP, envelope
+from tests.helpers import VP, envelope, nothing_stored
 from tests.voice_api.conftest import ENGINE, b64, error, identify, post, register, silence
 
 INVALID = 40000
@@ -126,3 +126,30 @@ def test_engine_without_weights_is_503_and_stores_nothing(api, speech, media_roo
     error(post(api, "register", body), 503, 50300)
     assert envelope(api.get(VP + "voices")) == []
     assert not [p for p in media_root.rglob("*") if p.is_file()]
+
+
+CONSENT = {
+    "subject": "E-042",
+    "text_version": "v2",
+    "channel": "web",
+    "time": "2025-03-04T05:06:07Z",
+}
+
+
+def test_register_stores_the_consent_shown_in_the_voice_object(api, speech):
+    voice_id = register(api, speech.enroll("fangjun"), "fangjun", consent=CONSENT)["id"]
+    assert envelope(api.get(VP + f"voices/{voice_id}"))["consent"] == CONSENT
+
+
+def test_a_tenant_that_requires_consent_answers_400_without(api, tenant, speech, media_root):
+    tenant.require_consent = True
+    tenant.save(update_fields=["require_consent"])
+    with nothing_stored(media_root):
+        response = post(api, "register", {"audio": b64(speech.enroll("fangjun")), "name": "f"})
+        assert error(response, 400, INVALID) == "consent: required by this tenant"
+        bad = {**CONSENT, "time": "not a time"}
+        response = post(
+            api, "register", {"audio": b64(speech.enroll("fangjun")), "name": "f", "consent": bad}
+        )
+        assert error(response, 400, INVALID).startswith("consent.time:")
+    assert register(api, speech.enroll("fangjun"), "f", consent=CONSENT)["name"] == "f"

@@ -34,7 +34,7 @@ KB = 1024
 MB = 1024 * KB
 VOICE_FIELDS = {
     "voice_id", "voice_name", "voice_url", "status", "threshold", "role_bind", "dev_bind",
-    "model", "sample_count", "enrollment", "created_at", "updated_at",
+    "model", "sample_count", "enrollment", "consent", "created_at", "updated_at",
 }  # fmt: skip
 
 

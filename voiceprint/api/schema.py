@@ -65,10 +65,16 @@ class VoiceSampleAddFormInputSerializer(FileInputMixin, VoiceSampleAddInputSeria
 
 
 class VoiceCreateFormInputSerializer(FileInputMixin, VoiceCreateInputSerializer):
-    """multipart/form-data body of voices/create: the file and the parameters as fields."""
+    """multipart/form-data body of voices/create: the file and the parameters as fields,
+    the consent's as `consent_*` fields."""
 
     audio_url = None
     audio_base64 = None
+    consent = None
+    consent_subject = serializers.CharField(max_length=128, required=False)
+    consent_text_version = serializers.CharField(max_length=64, required=False)
+    consent_channel = serializers.CharField(max_length=32, required=False)
+    consent_time = serializers.DateTimeField(required=False, help_text="ISO 8601; default: now")
 
 
 class VoiceIdentifyFormInputSerializer(FileInputMixin, VoiceIdentifyInputSerializer):
@@ -96,6 +102,12 @@ X_AGENT_ID = _header("X-Agent-ID", str, f"`agent_id`. {_RAW_ONLY}")
 X_TOP_K = _header("X-Top-K", int, f"`top_k` (default 3). {_RAW_ONLY}")
 X_AUDIO_URL = _header("X-Audio-URL", str, f"`audio_url`: fetched instead of the body. {_RAW_ONLY}")
 X_FORCE = _header("X-Force", bool, f"`force` (true/false). {_RAW_ONLY}")
+X_CONSENT = [
+    _header("X-Consent-Subject", str, f"`consent.subject`. {_RAW_ONLY}"),
+    _header("X-Consent-Text-Version", str, f"`consent.text_version`. {_RAW_ONLY}"),
+    _header("X-Consent-Channel", str, f"`consent.channel`. {_RAW_ONLY}"),
+    _header("X-Consent-Time", str, f"`consent.time` (ISO 8601). {_RAW_ONLY}"),
+]
 
 AUDIO_FORMS = """
 
@@ -203,6 +215,12 @@ VOICE = {
         "progress": 0.533,
         "issues": ["add 3 s more speech"],
     },
+    "consent": {
+        "subject": "customer-4711",
+        "text_version": "2025-01",
+        "time": "2025-01-01T11:58:00Z",
+        "channel": "app",
+    },
     "created_at": "2025-01-01T12:00:00Z",
     "updated_at": "2025-01-01T12:00:00Z",
 }
@@ -255,12 +273,14 @@ CREATE = audio_operation(
         "`device_id` must exist; `role_id` defaults to the tenant's default role, "
         "`threshold` (similarity, 0-1) to the engine's. Returns the voice object. With "
         "VOICEPRINT_LOOKALIKE_POLICY=refuse, a voice that an existing one would already match "
-        "is refused with 40900 unless `force`." + ENROLLMENT_NOTE
+        "is refused with 40900 unless `force`. `consent` records the person's consent "
+        "(subject, text_version, channel, time); a tenant that requires it refuses an "
+        "enrollment without one (40000)." + ENROLLMENT_NOTE
     ),
     path="voices/create",
     json=VoiceCreateInputSerializer,
     form=VoiceCreateFormInputSerializer,
-    headers=[X_DEVICE_ID, X_ROLE_ID, X_THRESHOLD, X_VOICE_NAME, X_AUDIO_URL, X_FORCE],
+    headers=[X_DEVICE_ID, X_ROLE_ID, X_THRESHOLD, X_VOICE_NAME, X_AUDIO_URL, X_FORCE, *X_CONSENT],
     example_params={"device_id": DEVICE_ID, "role_id": ROLE["role_id"], "voice_name": "mother"},
     responses=enveloped(VoiceEnrollmentOutputSerializer),
     examples=[
@@ -278,6 +298,9 @@ CREATE = audio_operation(
             "Device full",
         ),
         envelope_error(ErrorCode.INVALID_PARAMETER, "device_id: This field is required."),
+        envelope_error(
+            ErrorCode.INVALID_PARAMETER, "consent: required by this tenant", "Consent required"
+        ),
     ],
     tags=VOICES,
 )

@@ -9,7 +9,8 @@ from rest_framework import serializers
 from core.fields import TrueFalseStringField
 from voiceprint.decision import OUTCOMES, VoiceScore
 from voiceprint.models import Voice, VoiceSample
-from voiceprint.selectors import voice_enrollment
+from voiceprint.selectors import voice_consent, voice_enrollment
+from voiceprint.services.consent import Consent
 
 MAX_TOP_K = 50
 
@@ -54,6 +55,47 @@ def similar_voices_data(scores: list[VoiceScore]) -> list[dict]:
     ]
 
 
+class ConsentInputSerializer(serializers.Serializer):
+    """The consent an enrollment was given under (README, "Consent")."""
+
+    subject = serializers.CharField(
+        max_length=128, help_text="who consented: a name or your own id of the person"
+    )
+    text_version = serializers.CharField(
+        max_length=64, help_text="the version of the consent text shown to them"
+    )
+    channel = serializers.CharField(
+        max_length=32, help_text='where it was given, e.g. "app", "voice", "web", "paper"'
+    )
+    time = serializers.DateTimeField(
+        required=False, help_text="when it was given, ISO 8601; default: now"
+    )
+
+
+class ConsentOutputSerializer(ConsentInputSerializer):
+    time = serializers.DateTimeField(help_text="when it was given, ISO 8601")
+
+
+#: The consent fields of a multipart or raw-body enrollment (form fields, X-Consent-*
+#: headers), which JSON nests in `consent`.
+CONSENT_FLAT_FIELDS = {f"consent_{name}": name for name in ConsentInputSerializer().fields}
+
+
+def consent_nested(params: dict) -> dict:
+    """`params` with flat `consent_*` fields nested as `consent`, as JSON sends them."""
+    flat = {key: params[key] for key in CONSENT_FLAT_FIELDS if key in params}
+    if not flat:
+        return params
+    rest = {key: value for key, value in params.items() if key not in flat}
+    return {**rest, "consent": {CONSENT_FLAT_FIELDS[key]: v for key, v in flat.items()}}
+
+
+def consent_from(params: dict) -> Consent | None:
+    """The Consent of validated parameters, None without one."""
+    consent = params.get("consent")
+    return Consent(**consent) if consent else None
+
+
 class VoiceOutputSerializer(serializers.ModelSerializer):
     """The voice object of API.md."""
 
@@ -65,13 +107,19 @@ class VoiceOutputSerializer(serializers.ModelSerializer):
     #: The engine that made the voiceprint, under the contract's field name.
     model = serializers.CharField(source="engine_name", max_length=32)
     enrollment = serializers.SerializerMethodField()
+    consent = serializers.SerializerMethodField()
 
     class Meta:
         model = Voice
         fields = [
             "voice_id", "voice_name", "voice_url", "status", "threshold", "role_bind",
-            "dev_bind", "model", "sample_count", "enrollment", "created_at", "updated_at",
+            "dev_bind", "model", "sample_count", "enrollment", "consent", "created_at",
+            "updated_at",
         ]  # fmt: skip
+
+    @extend_schema_field(ConsentOutputSerializer(allow_null=True))
+    def get_consent(self, voice: Voice) -> dict | None:
+        return voice_consent(voice)
 
     @extend_schema_field(EnrollmentOutputSerializer)
     def get_enrollment(self, voice: Voice) -> dict:
@@ -164,6 +212,12 @@ class VoiceCreateInputSerializer(AudioInputMixin):
         default=False,
         help_text="enroll even when an existing voice would already match this one "
         "(VOICEPRINT_LOOKALIKE_POLICY=refuse)",
+    )
+    consent = ConsentInputSerializer(
+        required=False,
+        allow_null=True,
+        help_text="the person's consent to enrollment; required where the tenant requires it "
+        "(multipart: consent_subject, consent_text_version, consent_channel, consent_time)",
     )
 
 

@@ -23,6 +23,8 @@ from voiceprint.api.serializers import (
     VoiceSampleOutputSerializer,
     VoiceUpdateInputSerializer,
     VoiceVerifyOutputSerializer,
+    consent_from,
+    consent_nested,
     similar_voices_data,
 )
 from voiceprint.audio_input import AUDIO_PARSERS, read_audio_request, require_audio
@@ -55,7 +57,7 @@ class VoiceCreateView(VoiceprintAPIView):
     def post(self, request):
         tenant = request.user.tenant
         audio_request = read_audio_request(request)
-        params = validated(VoiceCreateInputSerializer, audio_request.params)
+        params = validated(VoiceCreateInputSerializer, consent_nested(audio_request.params))
         device = device_get(tenant, device_id=params["device_id"])
         role = role_get(tenant, role_id=params["role_id"]) if params.get("role_id") else None
         with services.device_enrollments_reserve([device]):
@@ -67,6 +69,7 @@ class VoiceCreateView(VoiceprintAPIView):
                 threshold=params.get("threshold"),
                 name=params.get("voice_name", ""),
                 force=params["force"],
+                consent=consent_from(params),
             )
         return enrollment_reply(request, voice.voice_id)
 

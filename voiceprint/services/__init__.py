@@ -7,6 +7,7 @@
 - `storage`: enrollment audio encoded as WAV, encrypted, stored, opened, re-encrypted
   when the key rotates, and deleted;
 - `retention`: recordings older than VOICEPRINT_AUDIO_RETENTION_DAYS purged, embeddings kept;
+- `consent`: the consent record of an enrollment, and the tenant setting requiring it;
 - `export`: everything held about a voice, in one archive;
 - `calibration`: a tenant's operating point, fitted on its labelled audio;
 - `enrollment_limits`: the cap on the API's enrollments per device and hour.
@@ -19,6 +20,7 @@ from voiceprint.services.calibration import (
     operating_point_delete,
     operating_point_fit,
 )
+from voiceprint.services.consent import Consent
 from voiceprint.services.enrollment import (
     UNCHANGED,
     EnrollmentReport,
@@ -71,6 +73,7 @@ from voiceprint.services.storage import (
 
 __all__ = [
     "UNCHANGED",
+    "Consent",
     "EmbeddedAudio",
     "EnrollmentReport",
     "OperatingPointFit",

@@ -29,6 +29,7 @@ from voiceprint.selectors import (
     voice_list_lookalike_candidates,
     voice_list_nearest,
 )
+from voiceprint.services.consent import Consent, consent_check, consent_create
 from voiceprint.services.recognition import audio_embed, voice_engine_check, voices_score
 from voiceprint.services.samples import sample_create, voice_centroid_refresh
 from voiceprint.services.storage import audio_delete, audio_read, audio_store
@@ -50,14 +51,18 @@ def voice_create(
     labels: dict | None = None,
     engine_name: str | None = None,
     force: bool = False,
+    consent: Consent | None = None,
 ) -> Voice:
     """Create a voice from one recording and bind it to `devices` and `role` (the
-    tenant's default role when None).
+    tenant's default role when None), with its `consent` record when given.
+
+    Refused (40000) without `consent` when the tenant requires it.
 
     Refused (40003) when the recording fails the quality gates, and (40900) when
     VOICEPRINT_LOOKALIKE_POLICY is "refuse" and an existing voice on these devices or in
     this store would already match it, unless `force`.
     """
+    consent_check(tenant, consent=consent)
     devices = list(devices)
     device_capacity_check(devices)  # cheap refusal before the expensive embedding
     embedded = audio_embed(audio=audio, engine_name=engine_name)
@@ -82,9 +87,14 @@ def voice_create(
         )
         sample_create(voice, result, audio_name)
         VoiceBinding.objects.bulk_create(VoiceBinding(voice=voice, device=d) for d in devices)
+        if consent is not None:
+            consent_create(voice, consent=consent)
+    details = {"devices": [d.device_id for d in devices], "store": store, "forced": force}
+    if consent is not None:  # who and which text; the rest is in the voice's record
+        details["consent"] = {"subject": consent.subject, "text_version": consent.text_version}
     audit_record(
         tenant, action="voice.create", object_type="voice", object_id=voice.voice_id,
-        details={"devices": [d.device_id for d in devices], "store": store, "forced": force},
+        details=details,
     )  # fmt: skip
     return voice
 

@@ -2,8 +2,9 @@
 for about their biometric data (README, "Security").
 
 - `voice.json`: the voice's record (ids, name, labels, store, threshold, role, devices,
-  engine, dates), its enrollment progress, and each sample's metadata (kind, durations,
-  quality, agreement, date, its file in the archive or when its audio was purged);
+  engine, dates), its consent record (or null), its enrollment progress, and each
+  sample's metadata (kind, durations, quality, agreement, date, its file in the archive or
+  when its audio was purged);
 - `samples/<n>.wav`: each sample's recording as enrolled (decrypted), `n` as in
   `voices/{id}/audio?sample=n`; a sample whose recording the retention purged is listed
   with `"file": null` and its `audio_purged_at`;
@@ -23,7 +24,7 @@ from typing import IO
 from audit.selectors import audit_event_data, audit_event_list
 from audit.services import audit_record
 from voiceprint.models import Voice
-from voiceprint.selectors import voice_enrollment, voice_sample_list
+from voiceprint.selectors import voice_consent, voice_enrollment, voice_sample_list
 from voiceprint.services.storage import audio_read
 
 
@@ -66,6 +67,7 @@ def _voice_data(voice: Voice) -> dict:
         "created_at": _iso(voice.created_at),
         "updated_at": _iso(voice.updated_at),
         "enrollment": voice_enrollment(voice).as_dict(),
+        "consent": voice_consent(voice),
     }
 
 

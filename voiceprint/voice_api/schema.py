@@ -121,14 +121,17 @@ REGISTER = _operation(
     "API uses, bound to no device. The reply carries the voice's `enrollment` progress and "
     "issues and its `similar_voices` in the store; with VOICEPRINT_LOOKALIKE_POLICY=refuse a "
     "voice that an existing one would already match answers 409 unless `force`. A recording "
-    "too short, noisy or clipped to help answers 422.",
+    "too short, noisy or clipped to help answers 422. `consent` records the person's consent "
+    "(subject, text_version, channel, time); a tenant that requires it answers 400 without.",
     s.VoiceRegisterInputSerializer,
     s.VoiceRegisterOutputSerializer,
     [
         request_example(
             "Register",
             {"audio": AUDIO_URL, "name": "mother", "labels": {"household": "42"},
-             "store": "default"},
+             "store": "default",
+             "consent": {"subject": "customer-4711", "text_version": "2025-01",
+                         "channel": "app", "time": "2025-01-01T11:58:00Z"}},
         ),
         OpenApiExample(
             "Registered",
@@ -142,6 +145,9 @@ REGISTER = _operation(
             response_only=True,
         ),
         voice_error(ErrorCode.INVALID_PARAMETER, "name: This field is required."),
+        voice_error(
+            ErrorCode.INVALID_PARAMETER, "consent: required by this tenant", "Consent required"
+        ),
     ],
 )  # fmt: skip
 

@@ -9,6 +9,7 @@ from rest_framework.fields import empty
 
 import engine
 from voiceprint.api.serializers import (
+    ConsentInputSerializer,
     EnrollmentOutputSerializer,
     ProbeQualityOutputSerializer,
     SimilarVoiceOutputSerializer,
@@ -104,6 +105,11 @@ class VoiceRegisterInputSerializer(serializers.Serializer):
         default=False,
         help_text="register even when an existing voice of the store would already match "
         "(VOICEPRINT_LOOKALIKE_POLICY=refuse)",
+    )
+    consent = ConsentInputSerializer(
+        required=False,
+        allow_null=True,
+        help_text="the person's consent to enrollment; required where the tenant requires it",
     )
 
     def validate_labels(self, labels: dict) -> dict:

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from core.envelope import VoiceAPIView
 from core.fields import validated
 from core.input_guard import JSONParser
-from voiceprint.api.serializers import similar_voices_data
+from voiceprint.api.serializers import consent_from, similar_voices_data
 from voiceprint.audio_input import audio_from_reference
 from voiceprint.models import DEFAULT_STORE
 from voiceprint.selectors import voice_get
@@ -47,6 +47,7 @@ class VoiceRegisterView(JsonVoiceView):
             store=params.get("store", DEFAULT_STORE),
             engine_name=params.get("model"),
             force=params["force"],
+            consent=consent_from(params),
         )
         report = voice_enrollment_report(voice)
         reply = {
