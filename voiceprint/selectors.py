@@ -120,11 +120,23 @@ def voice_list_lookalike_candidates(
 
 
 def voice_list_nearest(
-    candidates: QuerySet[Voice], *, vector: np.ndarray, engine_name: str, top_k: int
+    candidates: QuerySet[Voice],
+    *,
+    vector: np.ndarray,
+    engine_name: str,
+    top_k: int,
+    exact: bool = False,
 ) -> Sequence[Voice]:
     """The `top_k` voices among `candidates` closest to `vector` by cosine distance, each
     with `.distance`. Only voices of the same engine are compared. The expression matches
-    the partial HNSW index of that dimension (migration 0002)."""
+    the partial HNSW index of that dimension (migration 0002).
+
+    `exact` compares every candidate instead of asking the index: for the few voices of a
+    device (at most VOICEPRINT_MAX_VOICES_PER_DEVICE), an exact answer costs nothing, and an
+    approximate one may miss. Under a selective filter the graph can lead the scan through
+    deleted and filtered-out entries only and return nothing at all (seen: a device with
+    one voice answered no voice once, in a database full of other tests' dead rows).
+    """
     dim = len(vector)
     typed_centroid = Cast("centroid", VectorField(dimensions=dim))
     query = (
@@ -134,12 +146,15 @@ def voice_list_nearest(
         .order_by("distance")[:top_k]
     )
     with transaction.atomic(), connection.cursor() as cursor:
-        # When the index serves a filtered query (tenant, device, store), let it keep
-        # scanning until `top_k` rows pass the filter instead of returning too few (pgvector
-        # 0.8). Relaxed, not strict, order: strict order discards rows found after a farther
-        # one was returned, and so under-returned too (a device with 4 voices answered 1
-        # once the index held other tests' dead rows). The few rows are sorted here instead.
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        if exact:
+            cursor.execute("SET LOCAL enable_indexscan = off")
+        else:
+            # When the index serves a filtered query (tenant, store), let it keep scanning
+            # until `top_k` rows pass the filter instead of returning too few (pgvector
+            # 0.8). Relaxed, not strict, order: strict order discards rows found after a
+            # farther one was returned, and so under-returned too. The few rows are sorted
+            # here instead.
+            cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         return sorted(query, key=lambda voice: voice.distance)
 
 

@@ -130,7 +130,11 @@ def voice_identify(
     embedded = audio_embed(audio=audio)
     probe = embedded.embedding
     nearest = voice_list_nearest(
-        bound, vector=probe.vector, engine_name=probe.model, top_k=max(top_k, SCORED_VOICES)
+        bound,
+        vector=probe.vector,
+        engine_name=probe.model,
+        top_k=max(top_k, SCORED_VOICES),
+        exact=True,  # a device's few voices: compared one by one, never missed
     )
     # No voice of this engine: only then is it worth asking whether others are bound.
     stale = None if nearest else bound.values_list("engine_name", flat=True).first()
