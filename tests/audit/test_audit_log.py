@@ -97,3 +97,29 @@ def test_identify_events_are_per_call(api):
     for _ in range(3):
         identify(api, make.probe_speech("leijun"), "kitchen")
     assert [e.outcome for e in events(action="identify")] == ["no_match"] * 3
+
+
+def test_voice_api_calls_are_recorded(api, tenant_and_token):
+    import base64
+
+    def b64(audio: bytes) -> str:
+        return base64.b64encode(audio).decode()
+
+    fangjun, probe = make.speech("fangjun", 1), make.probe_speech("fangjun")
+    registered = api.post(
+        "/v1/voice/register", {"audio": b64(fangjun), "name": "fj"}, format="json"
+    )
+    voice_id = registered.json()["id"]
+    api.post("/v1/voice/identify", {"audio": b64(probe)}, format="json")
+    api.post("/v1/voice/verify", {"audio1": b64(fangjun), "audio2": b64(probe)}, format="json")
+    api.post("/v1/voice/forget", {"id": voice_id}, format="json")
+
+    recorded = [(e.action, e.object_id) for e in events(tenant_and_token[0])[1:]]
+    assert recorded == [
+        ("voice.create", voice_id),
+        ("voice_api.identify", "default"),
+        ("voice_api.verify", ""),
+        ("voice.delete", voice_id),
+    ]
+    identified = events(tenant_and_token[0], action="voice_api.identify")[0]
+    assert identified.outcome == "match" and identified.details == {"matches": [voice_id]}

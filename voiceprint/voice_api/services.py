@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import engine
+from audit.services import audit_record
 from config import observability
 from core.exceptions import ApiError, ErrorCode
 from engine.attributes import load_gender_head
@@ -59,15 +60,22 @@ class PairVerifyResult:
 
 
 def pair_verify(
-    *, audio1: bytes, audio2: bytes, engine_name: str | None, threshold: float | None
+    tenant: Tenant,
+    *,
+    audio1: bytes,
+    audio2: bytes,
+    engine_name: str | None,
+    threshold: float | None,
 ) -> PairVerifyResult:
-    """1:1 between two recordings, both embedded by the engine of the first."""
+    """1:1 between two recordings, both embedded by the engine of the first (no stored
+    voice is involved; `tenant` is who asked, for the audit log)."""
     started = time.perf_counter()
     first = audio_embed(audio=audio1, engine_name=engine_name).embedding
     second = audio_embed(audio=audio2, engine_name=first.model).embedding
     distance = round(1.0 - cosine_similarity(first.vector, second.vector), 6)
     threshold = default_distance_threshold(first.model) if threshold is None else threshold
     outcome = _calibrated_outcome([None], np.atleast_2d(first.vector), second, threshold)
+    audit_record(tenant, action="voice_api.verify", object_type="recording", outcome=outcome)
     return PairVerifyResult(
         verified=is_match_by_distance(distance=distance, threshold=threshold),
         distance=distance,
@@ -137,6 +145,10 @@ def store_identify(
         matches.append(StoreMatch(voice, distance, confidence(distance, threshold), match))
     observability.count_identify(probe.model, "store", any(m.match for m in matches))
     outcome = _calibrated_outcome(list(nearest), voice_centroids(nearest), probe, threshold)
+    audit_record(
+        tenant, action="voice_api.identify", object_type="store", object_id=store or DEFAULT_STORE,
+        outcome=outcome, details={"matches": [m.voice.voice_id for m in matches if m.match]},
+    )  # fmt: skip
     return StoreIdentifyResult(matches, probe.model, elapsed_ms(started), probe.quality, outcome)
 
 

@@ -26,6 +26,7 @@ class PairVerifyView(JsonVoiceView):
     def post(self, request):
         params = validated(s.PairVerifyInputSerializer, request.data)
         result = services.pair_verify(
+            request.user.tenant,
             audio1=audio_from_reference(params["audio1"], "audio1"),
             audio2=audio_from_reference(params["audio2"], "audio2"),
             engine_name=params.get("model"),
