@@ -123,9 +123,7 @@ class Browser:
         """Click a submit button and wait for the next page."""
         old_page = self.find("html")
         self.find(css).click()
-        from selenium.webdriver.support import expected_conditions as ec
-
-        self.wait.until(ec.staleness_of(old_page))
+        self.wait.until(lambda driver: _is_gone(old_page))
 
     def log_in(self, username: str, password: str) -> None:
         self.get("/admin/login/")
@@ -159,3 +157,24 @@ def browser(chrome_driver, live_server) -> Iterator[Browser]:
     chrome_driver.delete_all_cookies()
     yield Browser(chrome_driver, live_server.url, screenshot_dir)
     chrome_driver.delete_all_cookies()
+
+
+#: What Chrome sometimes answers, mid-navigation, about an element of the page being left,
+#: instead of "stale element reference".
+_LEFT_PAGE = "does not belong to the document"
+
+
+def _is_gone(element) -> bool:
+    """Whether `element`'s page has been replaced (selenium's staleness_of, which knows
+    only the "stale element reference" answer)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if _LEFT_PAGE in str(exc):
+            return True
+        raise
+    return False
