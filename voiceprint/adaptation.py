@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from engine.base import l2_normalise
 from engine.quality import ProbeQuality
 from voiceprint.decision import Decision
 
@@ -152,4 +153,4 @@ def adapted_centroid(
         # share / (1 - share) * n_enrolled / n_adapted of an enrollment sample.
         weight = share / (1.0 - share) * n_enrolled / n_adapted
         total = total + weight * adapted.sum(axis=0)
-    return (total / max(float(np.linalg.norm(total)), 1e-12)).astype(np.float32)
+    return l2_normalise(total)

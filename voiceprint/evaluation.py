@@ -28,6 +28,7 @@ import engine
 from engine.evaluation import compute_eer
 from engine.household import Condition, Material, make_probes
 from engine.scoring import Scorer, Trials, as_norm, cohort_stats
+from voiceprint.adaptation import adapted_centroid
 from voiceprint.decision import decide, score_voices
 
 
@@ -147,7 +148,7 @@ def embed_probes(
 
 def enrollment_centroid(vectors: Sequence[np.ndarray]) -> np.ndarray:
     """A voice from its samples' embeddings, as enrollment makes it: the normalised mean."""
-    return _unit(np.mean(vectors, axis=0))
+    return adapted_centroid(np.stack(vectors))
 
 
 def with_enrollment(
@@ -170,10 +171,6 @@ def _embed(waveform: np.ndarray, engine_name: str | None) -> engine.EmbeddingRes
         return engine.embed_waveform(waveform, engine_name)
     except engine.InsufficientSpeechError:
         return None
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
 
 
 # --- the household report ---------------------------------------------------------------------

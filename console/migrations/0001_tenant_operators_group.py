@@ -22,10 +22,11 @@ PERMISSIONS = (
 )
 
 
-def _create_model_permissions(apps, using: str) -> None:
+def _create_model_permissions(apps, using: str, labels=None) -> None:
     """Django creates permissions after the last migration (post_migrate); this one needs
-    them now."""
-    for label in dict.fromkeys(app_label for app_label, _, _ in PERMISSIONS):
+    them now: those of the apps of PERMISSIONS, or of the app `labels` (later migrations)."""
+    labels = labels or dict.fromkeys(app_label for app_label, _, _ in PERMISSIONS)
+    for label in labels:
         app_config = apps.get_app_config(label)
         app_config.models_module = True  # historical apps have none, and would be skipped
         try:

@@ -1,18 +1,15 @@
 """Operators may read (and export) their tenant's audit log."""
 
-from django.contrib.auth.management import create_permissions
+from importlib import import_module
+
 from django.db import migrations
 
 GROUP = "Tenant operators"
 
 
 def _permission(apps, using: str):
-    app_config = apps.get_app_config("audit")
-    app_config.models_module = True  # historical apps have none, and would be skipped
-    try:
-        create_permissions(app_config, verbosity=0, using=using, apps=apps)
-    finally:
-        app_config.models_module = None
+    initial = import_module("console.migrations.0001_tenant_operators_group")
+    initial._create_model_permissions(apps, using, labels=("audit",))
     Permission = apps.get_model("auth", "Permission")
     return Permission.objects.using(using).filter(
         content_type__app_label="audit", codename="view_auditevent"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 import engine
+from engine.base import l2_normalise
 from voiceprint.adaptation import adaptation_share, adapted_centroid
 from voiceprint.models import SampleKind, Voice, VoiceSample
 
@@ -38,14 +39,10 @@ def voice_centroid_refresh(voice: Voice) -> None:
     vectors = np.stack([np.asarray(s.embedding, dtype=np.float32) for s in samples])
     total = vectors.sum(axis=0)
     for sample, vector in zip(samples, vectors, strict=True):
-        agreement = float(vector @ _unit(total - vector))
+        agreement = float(vector @ l2_normalise(total - vector))
         sample.agreement = round(agreement, 4) if len(samples) > 1 else None
     VoiceSample.objects.bulk_update(samples, ["agreement"])
     adapted = np.array([s.kind == SampleKind.ADAPTATION for s in samples])
     voice.centroid = adapted_centroid(vectors[~adapted], vectors[adapted])
     voice.adaptation_share = adaptation_share(int((~adapted).sum()), int(adapted.sum()))
     voice.save(update_fields=["centroid", "adaptation_share", "updated_at"])
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
