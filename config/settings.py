@@ -307,6 +307,11 @@ VOICEPRINT_MAX_VOICES_PER_DEVICE = env_int("VOICEPRINT_MAX_VOICES_PER_DEVICE", 1
 VOICEPRINT_URL_ALLOWLIST = env_str("VOICEPRINT_URL_ALLOWLIST")
 VOICEPRINT_EMBED_TIMEOUT = env_float("VOICEPRINT_EMBED_TIMEOUT", 30.0)
 VOICEPRINT_DEFAULT_THRESHOLDS = env_str("VOICEPRINT_DEFAULT_THRESHOLDS")
+# The HNSW indexes on voice centroids (voiceprint/services/vector_index.py): build
+# parameters, used when an index is (re)built, and the search breadth of store-wide identify.
+VOICEPRINT_HNSW_M = env_int("VOICEPRINT_HNSW_M", 16)
+VOICEPRINT_HNSW_EF_CONSTRUCTION = env_int("VOICEPRINT_HNSW_EF_CONSTRUCTION", 64)
+VOICEPRINT_HNSW_EF_SEARCH = env_int("VOICEPRINT_HNSW_EF_SEARCH", 40)
 
 # Abuse limits (README "Abuse limits"), counted in the cache above; "off" lifts the counts.
 # Failed bearer-token attempts one client address may make within the window before its
