@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from utilities.markdown_sections import replace_section
+
 SHARED_AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
 CLIP_SECONDS = (3, 10)
 ENGINES = ("ge2e", "campplus", "eres2net")
@@ -500,8 +502,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
+        replace_section(args.out, "engines", text)
         print(f"wrote {args.out}", file=sys.stderr)
     else:
         print(text)
