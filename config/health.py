@@ -144,6 +144,11 @@ def _engine_status() -> dict[str, Any]:
 def _public_engine(status: dict[str, Any]) -> dict[str, Any]:
     """`status` without file system paths or download instructions; those are logged."""
     public = {key: status.get(key) for key in ("name", "dim", "decisions")}
+    if status.get("runtime"):  # an int8 refusal may quote an exception naming a file
+        public["runtime"] = {
+            key: _DIRECTORIES.sub("", value) if isinstance(value, str) else value
+            for key, value in status["runtime"].items()
+        }
     public["source"] = _DIRECTORIES.sub("", status["source"]) if status.get("source") else None
     if "fallback_reason" in status:  # engine.registry logged it when it chose the fallback
         public["requested"] = status.get("requested")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,7 @@ class SpeakerEngine(abc.ABC):
     threads at once (the web server runs requests in threads).
     """
 
-    #: Registry name stored beside every embedding ("ge2e", "eres2net", "campplus").
+    #: Registry name stored beside every embedding ("ge2e", "eres2netv2", "campplus"...).
     name: str
     #: Embedding dimension.
     dim: int
@@ -25,6 +26,10 @@ class SpeakerEngine(abc.ABC):
     @abc.abstractmethod
     def embed(self, waveform: np.ndarray) -> np.ndarray:
         """One waveform -> one L2-normalised float32 vector of shape (dim,)."""
+
+    def runtime_status(self) -> dict[str, Any]:
+        """How the engine runs, for /healthz (runtime, provider, precision...)."""
+        return {"runtime": "torch"}
 
     def embed_batch(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         """Several waveforms -> (n, dim) L2-normalised float32. Override to batch for speed."""

@@ -25,6 +25,12 @@ from engine.settings import EngineSettings
 logger = logging.getLogger(__name__)
 
 
+def _load_eres2netv2(settings: EngineSettings) -> SpeakerEngine:
+    from engine.speaker3d import load_eres2netv2
+
+    return load_eres2netv2(settings)
+
+
 def _load_eres2net(settings: EngineSettings) -> SpeakerEngine:
     from engine.speaker3d import load_eres2net
 
@@ -46,6 +52,7 @@ def _load_ge2e(settings: EngineSettings) -> SpeakerEngine:
 #: Registered engines, best first. The loaders import their modules lazily so that importing
 #: `engine` stays cheap and a broken optional engine cannot break the others.
 _LOADERS: dict[str, Callable[[EngineSettings], SpeakerEngine]] = {
+    "eres2netv2": _load_eres2netv2,
     "eres2net": _load_eres2net,
     "campplus": _load_campplus,
     "ge2e": _load_ge2e,
@@ -186,6 +193,8 @@ def engine_status() -> dict[str, Any]:
     except Exception as exc:
         return {"name": None, "dim": None, "source": None, "error": str(exc)}
     status: dict[str, Any] = {"name": engine.name, "dim": engine.dim, "source": engine.source}
+    # How it runs: torch or ONNX Runtime, on which provider, fp32 or int8 (and why not int8).
+    status["runtime"] = engine.runtime_status()
     # Whether identify/verify decide on calibrated scores or on the raw cosine.
     status["decisions"] = scoring_status(engine.name)
     reason = _fallback_reason

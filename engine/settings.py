@@ -31,7 +31,7 @@ DEFAULT_DOWNLOAD_TIMEOUT = 900.0
 @dataclass(frozen=True)
 class EngineSettings:
     #: Preferred engine name (VOICEPRINT_ENGINE).
-    engine: str = "eres2net"
+    engine: str = "eres2netv2"
     #: Engine used, with a WARNING, when the preferred one cannot be loaded
     #: (VOICEPRINT_ENGINE_FALLBACK; empty disables the fallback).
     fallback: str = "ge2e"
@@ -120,6 +120,18 @@ def onnx_mode() -> str:
     return "off" if raw in FALSE_WORDS else "auto"
 
 
+def onnx_int8() -> bool:
+    """VOICEPRINT_ONNX_INT8: run an int8 (dynamically quantised) copy of the ONNX graph where
+    it agrees with fp32 on real speech (default no)."""
+    return env_bool("VOICEPRINT_ONNX_INT8", False)
+
+
+def onnx_provider() -> str:
+    """VOICEPRINT_ONNX_PROVIDER: 'auto' (CUDA where onnxruntime has it, else CPU; the
+    default), 'cpu' or 'cuda' (an error where CUDA is missing)."""
+    return env_choice("VOICEPRINT_ONNX_PROVIDER", "auto", ["auto", "cpu", "cuda"])
+
+
 def onnx_cache_dir() -> Path:
     """VOICEPRINT_ONNX_CACHE_DIR, default $XDG_CACHE_HOME/voiceprint/onnx."""
     xdg = env_path("XDG_CACHE_HOME", Path.home() / ".cache")
@@ -145,6 +157,6 @@ def environment_problems() -> list[str]:
     if timeout is not None and timeout <= 0:
         found.append("VOICEPRINT_MODEL_DOWNLOAD_TIMEOUT must be greater than 0")
     for read in (downloads_enabled, modelscope_endpoint, modelscope_cache, onnx_mode,
-                 onnx_cache_dir):  # fmt: skip
+                 onnx_int8, onnx_provider, onnx_cache_dir):  # fmt: skip
         attempt(read)
     return found

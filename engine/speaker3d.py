@@ -1,4 +1,4 @@
-"""3D-Speaker engines (ERes2Net "aug" and CAM++) on ModelScope model directories.
+"""3D-Speaker engines (ERes2NetV2, ERes2Net "aug" and CAM++) on ModelScope model directories.
 
 The networks are modelscope's own classes; we only replace the feature front end
 (`engine.fbank`, no torchaudio) and the loading (strict state_dict, clear errors).
@@ -11,28 +11,26 @@ Model directory resolution, first hit wins:
 3. `modelscope.snapshot_download` unless VOICEPRINT_MODEL_DOWNLOAD=0, after a quick
    reachability probe so an offline machine fails in seconds rather than hanging.
 
-Runtime: ONNX Runtime by default, 2-5x faster than eager torch here (docs/BENCHMARKS.md).
-The export is cached under VOICEPRINT_ONNX_CACHE_DIR keyed by the weights' hash and is
-checked against torch at load. VOICEPRINT_ONNX=auto (default) falls back to torch when the
-export or the check fails, =1 makes that an error, =0 always uses torch.
+Runtime: ONNX Runtime by default, 2-5x faster than eager torch here (docs/BENCHMARKS.md;
+export, provider and int8 in `engine.onnx_runtime`). VOICEPRINT_ONNX=auto (default) falls
+back to torch when the export or its check fails, =1 makes that an error, =0 always uses
+torch.
 """
 
 from __future__ import annotations
 
 import ctypes
 import gc
-import hashlib
 import importlib
 import importlib.util
 import json
 import logging
-import os
+import shutil
 import socket
 import sys
 import threading
 import types
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,16 +38,29 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.audio import decode_audio
 from engine.base import SpeakerEngine, l2_normalise
-from engine.errors import EngineUnavailableError, InsufficientSpeechError, ModelNotFoundError
+from engine.errors import (
+    AudioDecodeError,
+    EngineUnavailableError,
+    InsufficientSpeechError,
+    ModelNotFoundError,
+)
 from engine.fbank import NUM_MEL_BINS, SAMPLE_RATE, compute_fbank
+from engine.onnx_runtime import (
+    INT8_CHECK_CLIPS,
+    INT8_CHECK_SECONDS,
+    ProviderUnavailableError,
+    Runner,
+    RuntimeInfo,
+    onnx_runner,
+)
 from engine.settings import (
     EngineSettings,
     download_timeout,
     downloads_enabled,
     modelscope_cache,
     modelscope_endpoint,
-    onnx_cache_dir,
     onnx_mode,
 )
 
@@ -58,10 +69,6 @@ logger = logging.getLogger(__name__)
 EMBEDDING_DIM = 192
 #: Shortest waveform we embed: ERes2Net pools over frames/8 and needs at least two.
 MIN_SAMPLES = SAMPLE_RATE // 10
-ONNX_OPSET = 17
-#: ONNX and torch must agree this closely (max abs difference of L2-normalised
-#: embeddings) on a probe input before the ONNX runtime is trusted.
-ONNX_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,12 @@ class ModelSpec:
     weights_file: str  # default pretrained_model
     module: str  # modelscope module holding the network class
     cls: str
+    #: Constructor arguments besides feat_dim: the classes name the embedding size
+    #: differently, and ERes2NetV2's width, scale and expansion select one of its variants.
+    network_args: tuple[tuple[str, int], ...] = (("embedding_size", EMBEDDING_DIM),)
+    #: Those of network_args that configuration.json's model_config carries (modelscope
+    #: builds ERes2NetV2 from them): a directory of another variant is refused by name.
+    configured_args: tuple[str, ...] = ()
 
     @property
     def short_name(self) -> str:
@@ -99,7 +112,18 @@ CAMPPLUS = ModelSpec(
     module="modelscope.models.audio.sv.DTDNN",
     cls="CAMPPlus",
 )
-SPECS = {spec.name: spec for spec in (ERES2NET, CAMPPLUS)}
+ERES2NETV2 = ModelSpec(
+    name="eres2netv2",
+    model_id="iic/speech_eres2netv2_sv_zh-cn_16k-common",
+    revision="v1.0.1",
+    model_type="eres2netv2-sv",
+    weights_file="pretrained_eres2netv2.ckpt",
+    module="modelscope.models.audio.sv.ERes2NetV2",
+    cls="ERes2NetV2",
+    network_args=(("embed_dim", EMBEDDING_DIM), ("baseWidth", 26), ("scale", 2), ("expansion", 2)),
+    configured_args=("embed_dim", "baseWidth", "scale", "expansion"),
+)
+SPECS = {spec.name: spec for spec in (ERES2NETV2, ERES2NET, CAMPPLUS)}
 
 
 # --------------------------------------------------------------------------- networks
@@ -143,7 +167,7 @@ def _import_network_module(module: str) -> types.ModuleType:
 def build_network(spec: ModelSpec) -> torch.nn.Module:
     """A fresh (untrained) network of the spec's architecture, in eval mode."""
     network_cls = getattr(_import_network_module(spec.module), spec.cls)
-    return network_cls(feat_dim=NUM_MEL_BINS, embedding_size=EMBEDDING_DIM).eval()
+    return network_cls(feat_dim=NUM_MEL_BINS, **dict(spec.network_args)).eval()
 
 
 # ------------------------------------------------------------------ model directory
@@ -301,6 +325,7 @@ def _read_configuration(spec: ModelSpec, model_dir: Path) -> str:
     if not isinstance(model_config, dict):
         raise bad('"model_config" is not an object')
     expected = {"fbank_dim": NUM_MEL_BINS, "emb_size": EMBEDDING_DIM, "sample_rate": SAMPLE_RATE}
+    expected |= {key: dict(spec.network_args)[key] for key in spec.configured_args}
     for key, value in expected.items():
         if key in model_config and model_config[key] != value:
             raise bad(f"model_config.{key}={model_config[key]!r}, expected {value}")
@@ -323,8 +348,6 @@ def _load_weights(spec: ModelSpec, network: torch.nn.Module, weights: Path) -> N
 
 # ----------------------------------------------------------------------------- runtimes
 
-Runner = Callable[[np.ndarray], np.ndarray]  # [batch, frames, 80] -> [batch, 192]
-
 
 def _torch_runner(network: torch.nn.Module) -> Runner:
     # channels_last: same numbers, ~20% faster convolutions with oneDNN (docs/BENCHMARKS.md).
@@ -337,85 +360,20 @@ def _torch_runner(network: torch.nn.Module) -> Runner:
     return run
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _export_onnx(network: torch.nn.Module, target: Path) -> None:
-    """Export with a dynamic batch and frames axis, atomically (tmp file + rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-    dummy = torch.zeros(1, 200, NUM_MEL_BINS)
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # legacy exporter on purpose
-            torch.onnx.export(
-                network,
-                (dummy,),
-                str(tmp),
-                input_names=["feats"],
-                output_names=["embedding"],
-                dynamic_axes={"feats": {0: "batch", 1: "frames"}, "embedding": {0: "batch"}},
-                opset_version=ONNX_OPSET,
-                dynamo=False,  # the TorchScript exporter needs no onnxscript
-            )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _ort_session(path: Path, threads: int) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    # No busy-waiting between requests: a web worker must not burn idle CPU.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def _agrees(a: Runner, b: Runner) -> float:
-    """Max abs difference of L2-normalised outputs of two runners on a fixed probe."""
-    probe = np.random.default_rng(0).standard_normal((1, 300, NUM_MEL_BINS)).astype(np.float32)
-    return float(np.abs(l2_normalise(a(probe)) - l2_normalise(b(probe))).max())
-
-
-def _onnx_runner(
-    spec: ModelSpec, network: torch.nn.Module, weights: Path, threads: int, reference: Runner
-) -> Runner:
-    """ORT runner on a cached export of `network`; verified against `reference` (torch)."""
-    key = f"{spec.name}-{_file_sha256(weights)[:16]}-torch{torch.__version__}-op{ONNX_OPSET}"
-    path = onnx_cache_dir() / f"{key}.onnx"
-    cached = path.is_file()
-    if not cached:
-        logger.info("exporting %s to ONNX at %s", spec.name, path)
-        _export_onnx(network, path)
-    try:
-        return _checked_session(spec, path, threads, reference)
-    except Exception:
-        if not cached:
-            raise
-        logger.warning("cached ONNX export %s is unusable; exporting again", path, exc_info=True)
-        _export_onnx(network, path)
-        return _checked_session(spec, path, threads, reference)
-
-
-def _checked_session(spec: ModelSpec, path: Path, threads: int, reference: Runner) -> Runner:
-    session = _ort_session(path, threads)
-
-    def run(feats: np.ndarray) -> np.ndarray:
-        return session.run(None, {"feats": feats})[0]
-
-    diff = _agrees(run, reference)
-    if diff > ONNX_TOLERANCE:
-        raise RuntimeError(f"ONNX export of {spec.name} differs from torch by {diff:.2e}")
-    return run
+def _check_features(model_dir: Path) -> list[np.ndarray]:
+    """fbank of the real speech ModelScope ships in the model directory (examples/*.wav),
+    which the int8 copy must embed like fp32 does; empty when there is none."""
+    feats = []
+    for path in sorted((model_dir / "examples").glob("*.wav"))[:INT8_CHECK_CLIPS]:
+        try:
+            samples = decode_audio(path.read_bytes())
+        except (OSError, AudioDecodeError):
+            logger.warning("%s is unreadable; not used to check int8", path)
+            continue
+        samples = samples[: int(INT8_CHECK_SECONDS * SAMPLE_RATE)]
+        if samples.size >= MIN_SAMPLES:
+            feats.append(compute_fbank(samples))
+    return feats
 
 
 # ------------------------------------------------------------------------------ engine
@@ -426,12 +384,16 @@ class Speaker3DEngine(SpeakerEngine):
 
     dim = EMBEDDING_DIM
 
-    def __init__(self, spec: ModelSpec, model_dir: Path, runner: Runner, runtime: str):
+    def __init__(self, spec: ModelSpec, model_dir: Path, runner: Runner, info: RuntimeInfo):
         self.name = spec.name
         self.spec = spec
         self.source = str(model_dir)
-        self.runtime = runtime  # "torch" or "onnxruntime", for /healthz and the bench
+        self.runtime_info = info
+        self.runtime = info.runtime  # "torch" or "onnxruntime"
         self._run = runner
+
+    def runtime_status(self) -> dict[str, Any]:
+        return self.runtime_info.as_dict()
 
     def features(self, waveform: np.ndarray) -> np.ndarray:
         """Network input for one waveform: mean-normalised fbank [frames, 80]."""
@@ -457,22 +419,35 @@ class Speaker3DEngine(SpeakerEngine):
 
 
 def _choose_runtime(
-    spec: ModelSpec, network: torch.nn.Module, weights: Path, settings: EngineSettings
-) -> tuple[Runner, str]:
+    spec: ModelSpec,
+    network: torch.nn.Module,
+    weights: Path,
+    model_dir: Path,
+    settings: EngineSettings,
+) -> tuple[Runner, RuntimeInfo]:
     runner = _torch_runner(network)
     mode = onnx_mode()
     if mode == "off":
-        return runner, "torch"
+        return runner, RuntimeInfo()
     # Same thread count as torch (ORT's own default counts physical cores only).
     threads = settings.torch_threads or torch.get_num_threads()
     try:
-        return _onnx_runner(spec, network, weights, threads, runner), "onnxruntime"
+        return onnx_runner(
+            name=spec.name,
+            network=network,
+            weights=weights,
+            threads=threads,
+            reference=runner,
+            check_features=lambda: _check_features(model_dir),
+        )
+    except ProviderUnavailableError as exc:  # asked for explicitly: not silently the CPU
+        raise EngineUnavailableError(f"{spec.name}: {exc}") from exc
     except Exception as exc:
         if mode == "on":
             raise EngineUnavailableError(f"{spec.name}: ONNX runtime failed: {exc}") from exc
         # ONNX is an optimisation: torch gives the same embeddings, only slower.
         logger.warning("%s: ONNX runtime unavailable, using torch", spec.name, exc_info=True)
-        return runner, "torch"
+        return runner, RuntimeInfo()
 
 
 def _release_freed_memory() -> None:
@@ -495,11 +470,11 @@ def load_engine(spec: ModelSpec, settings: EngineSettings) -> Speaker3DEngine:
     weights = model_dir / _read_configuration(spec, model_dir)
     network = build_network(spec)
     _load_weights(spec, network, weights)
-    runner, runtime = _choose_runtime(spec, network, weights, settings)
+    runner, info = _choose_runtime(spec, network, weights, model_dir, settings)
     del network  # with ONNX, only the session is kept
     _release_freed_memory()
-    logger.info("%s loaded from %s (%s)", spec.name, model_dir, runtime)
-    return Speaker3DEngine(spec, model_dir, runner, runtime)
+    logger.info("%s loaded from %s (%s)", spec.name, model_dir, info.as_dict())
+    return Speaker3DEngine(spec, model_dir, runner, info)
 
 
 def modelscope_configuration(spec: ModelSpec) -> dict[str, Any]:
@@ -513,6 +488,7 @@ def modelscope_configuration(spec: ModelSpec) -> dict[str, Any]:
                 "sample_rate": SAMPLE_RATE,
                 "fbank_dim": NUM_MEL_BINS,
                 "emb_size": EMBEDDING_DIM,
+                **{key: dict(spec.network_args)[key] for key in spec.configured_args},
             },
             "pretrained_model": spec.weights_file,
         },
@@ -520,9 +496,12 @@ def modelscope_configuration(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-def write_random_model_dir(spec: ModelSpec, path: Path, seed: int = 0) -> Path:
+def write_random_model_dir(
+    spec: ModelSpec, path: Path, seed: int = 0, *, examples: Sequence[Path] = ()
+) -> Path:
     """A model directory in ModelScope's layout holding seeded random weights of the real
-    architecture: for tests and the speed benchmark, which have no real weights."""
+    architecture: for tests and the speed benchmark, which have no real weights.
+    `examples` (real speech WAV files) are copied into examples/, as ModelScope ships some."""
     torch.manual_seed(seed)
     network = build_network(spec)
     generator = torch.Generator().manual_seed(seed)
@@ -534,7 +513,17 @@ def write_random_model_dir(spec: ModelSpec, path: Path, seed: int = 0) -> Path:
     torch.save(network.state_dict(), path / spec.weights_file)
     config = json.dumps(modelscope_configuration(spec), indent=2)
     (path / "configuration.json").write_text(config, encoding="utf-8")
+    if examples:
+        (path / "examples").mkdir(exist_ok=True)
+        for example in examples:
+            shutil.copyfile(example, path / "examples" / example.name)
     return path
+
+
+def load_eres2netv2(settings: EngineSettings) -> SpeakerEngine:
+    """ERes2NetV2, iic/speech_eres2netv2_sv_zh-cn_16k-common (the default: accurate and
+    real time; README, "Speaker engines")."""
+    return load_engine(ERES2NETV2, settings)
 
 
 def load_eres2net(settings: EngineSettings) -> SpeakerEngine:

@@ -45,7 +45,9 @@ def test_a_malformed_threshold_override_is_reported(settings, value):
                for line in messages["voiceprint.E001"].splitlines())  # fmt: skip
 
 
-@pytest.mark.parametrize("value", ["", "ge2e=0.8", " ge2e = 0.8 , eres2net=0.3,campplus=0.3 ,"])
+@pytest.mark.parametrize(
+    "value", ["", "ge2e=0.8", " ge2e = 0.8 , eres2net=0.3,campplus=0.3 ,", "eres2netv2=0.4"]
+)
 def test_well_formed_threshold_overrides_pass(settings, value):
     settings.VOICEPRINT_DEFAULT_THRESHOLDS = value
     assert reported() == {}
@@ -98,6 +100,8 @@ def test_hosts_and_addresses_in_the_allowlist_pass(settings):
         ("VOICEPRINT_MAX_SOURCE_SAMPLES", "1e6"),
         ("VOICEPRINT_TORCH_THREADS", "-2"),
         ("VOICEPRINT_ONNX", "maybe"),
+        ("VOICEPRINT_ONNX_INT8", "half"),
+        ("VOICEPRINT_ONNX_PROVIDER", "gpu"),
         ("VOICEPRINT_MODEL_DOWNLOAD", "perhaps"),
         ("VOICEPRINT_MODEL_DOWNLOAD_TIMEOUT", "0"),
     ],

@@ -56,7 +56,7 @@ def test_public_names():
 
 
 def test_available_engines():
-    assert engine.available_engines() == ["eres2net", "campplus", "ge2e"]
+    assert engine.available_engines() == ["eres2netv2", "eres2net", "campplus", "ge2e"]
 
 
 def test_unknown_engine():

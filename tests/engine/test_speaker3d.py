@@ -2,6 +2,8 @@
 
 No pretrained weights exist here, so every model directory is built in tmp in ModelScope's
 layout; the engine must reproduce a direct forward of the network on the same features.
+The int8 check embeds real speech (ModelScope's own example trial, from ../shared), as the
+shipped model directories' examples/*.wav.
 """
 
 from __future__ import annotations
@@ -18,18 +20,21 @@ import torch
 
 from engine.errors import EngineUnavailableError, InsufficientSpeechError, ModelNotFoundError
 from engine.fbank import compute_fbank
+from engine.onnx_runtime import CPU, CUDA, INT8_MIN_COSINE
 from engine.settings import EngineSettings
 from engine.speaker3d import (
     CAMPPLUS,
     ERES2NET,
+    ERES2NETV2,
     ModelSpec,
     Speaker3DEngine,
     build_network,
     load_campplus,
     load_eres2net,
+    load_eres2netv2,
     write_random_model_dir,
 )
-from tests.engine.conftest import ZH_DIR, require_shared_audio
+from tests.engine.conftest import TRIAL_DIR, ZH_DIR, require_shared_audio, shared_files
 from tests.local_servers import closed_port
 
 
@@ -40,14 +45,28 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
     monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path_factory.mktemp("empty-cache")))
     monkeypatch.setenv("VOICEPRINT_ONNX", "0")
     monkeypatch.setenv("VOICEPRINT_ONNX_CACHE_DIR", str(tmp_path_factory.mktemp("onnx")))
+    monkeypatch.delenv("VOICEPRINT_ONNX_INT8", raising=False)
+    monkeypatch.delenv("VOICEPRINT_ONNX_PROVIDER", raising=False)
 
 
 @pytest.fixture(scope="module")
 def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A VOICEPRINT_MODEL_DIR holding both models as iic/<model>."""
+    """A VOICEPRINT_MODEL_DIR holding the three models as iic/<model>."""
     root = tmp_path_factory.mktemp("models")
     write_random_model_dir(CAMPPLUS, root / CAMPPLUS.model_id, seed=1)
     write_random_model_dir(ERES2NET, root / ERES2NET.model_id, seed=2)
+    write_random_model_dir(ERES2NETV2, root / ERES2NETV2.model_id, seed=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def with_examples(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A VOICEPRINT_MODEL_DIR whose CAM++ and ERes2NetV2 directories hold examples/*.wav:
+    ModelScope's example trial (real Mandarin speech), as the shipped directories do."""
+    examples = shared_files(TRIAL_DIR, "*_cn_16k.wav")
+    root = tmp_path_factory.mktemp("models-with-examples")
+    for spec, seed in ((CAMPPLUS, 1), (ERES2NETV2, 3)):
+        write_random_model_dir(spec, root / spec.model_id, seed=seed, examples=examples)
     return root
 
 
@@ -91,19 +110,27 @@ def test_campplus_equals_direct_forward(models_root: Path) -> None:
     np.testing.assert_array_equal(vector, engine.embed(wave))  # deterministic
 
 
-@pytest.mark.slow  # ERes2Net_aug: 55 M parameters
-def test_eres2net_equals_direct_forward(models_root: Path) -> None:
-    engine = load_eres2net(EngineSettings(model_dir=str(models_root)))
-    model_dir = models_root / ERES2NET.model_id
-    assert (engine.name, engine.dim, engine.source) == ("eres2net", 192, str(model_dir))
+LOADERS = {"eres2net": load_eres2net, "eres2netv2": load_eres2netv2, "campplus": load_campplus}
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [pytest.param(ERES2NET, marks=pytest.mark.slow), ERES2NETV2],  # ERes2Net_aug: 55 M parameters
+    ids=lambda spec: spec.name,
+)
+def test_eres2net_family_equals_direct_forward(models_root: Path, spec: ModelSpec) -> None:
+    engine = LOADERS[spec.name](EngineSettings(model_dir=str(models_root)))
+    model_dir = models_root / spec.model_id
+    assert (engine.name, engine.dim, engine.source) == (spec.name, 192, str(model_dir))
     assert isinstance(engine, Speaker3DEngine) and engine.runtime == "torch"
     wave = speechlike(1.5, seed=3)
     vector = engine.embed(wave)
     assert_embedding(vector)
-    np.testing.assert_allclose(vector, direct_forward(ERES2NET, model_dir, wave), atol=1e-5)
-    other = speechlike(1.5, seed=6)  # same length: stacked into one forward
-    batch = engine.embed_batch([wave, other])
-    np.testing.assert_allclose(batch, np.stack([vector, engine.embed(other)]), atol=1e-5)
+    np.testing.assert_allclose(vector, direct_forward(spec, model_dir, wave), atol=1e-5)
+    other, longer = speechlike(1.5, seed=6), speechlike(2.0, seed=9)
+    batch = engine.embed_batch([wave, other, longer])  # the first two: one forward
+    singles = np.stack([vector, engine.embed(other), engine.embed(longer)])
+    np.testing.assert_allclose(batch, singles, atol=1e-5)
 
 
 @pytest.mark.slow  # exports 221 MB of weights to ONNX
@@ -119,38 +146,180 @@ def test_eres2net_onnx_equals_torch(models_root: Path, monkeypatch: pytest.Monke
     np.testing.assert_allclose(vector, expected, atol=1e-4)
 
 
-def test_campplus_onnx_equals_torch_and_is_cached(
-    models_root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_eres2netv2_onnx_equals_torch(models_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = EngineSettings(model_dir=str(models_root))
-    wave = speechlike(2.0, seed=5)
-    expected = load_campplus(settings).embed(wave)
+    wave = speechlike(3.0, seed=10)
+    expected = load_eres2netv2(settings).embed(wave)
     monkeypatch.setenv("VOICEPRINT_ONNX", "1")
+    engine = load_eres2netv2(settings)
+    assert isinstance(engine, Speaker3DEngine)
+    assert engine.runtime_status() == {
+        "runtime": "onnxruntime", "provider": CPU, "precision": "fp32"
+    }  # fmt: skip
+    vector = engine.embed(wave)
+    assert_embedding(vector)
+    np.testing.assert_allclose(vector, expected, atol=1e-4)
+
+
+def _eres2netv2_copy(models_root: Path, target: Path, weights: Path | None) -> Path:
+    """A copy of the generated ERes2NetV2 directory: its configuration, and `weights` (None:
+    none) linked as the weights file."""
+    target.mkdir()
+    source = models_root / ERES2NETV2.model_id
+    (target / "configuration.json").write_bytes((source / "configuration.json").read_bytes())
+    if weights is not None:
+        (target / ERES2NETV2.weights_file).symlink_to(weights)
+    return target
+
+
+def test_eres2netv2_configuration_of_another_variant_is_refused(
+    models_root: Path, tmp_path: Path
+) -> None:
+    """ModelScope's ERes2NetV2 w24s4ep4 has the same model type and other widths."""
+    weights = models_root / ERES2NETV2.model_id / ERES2NETV2.weights_file
+    model_dir = _eres2netv2_copy(models_root, tmp_path / ERES2NETV2.short_name, weights)
+    config = json.loads((model_dir / "configuration.json").read_text())
+    assert config["model"]["type"] == "eres2netv2-sv"
+    assert config["model"]["model_config"]["baseWidth"] == 26
+    config["model"]["model_config"].update(baseWidth=24, scale=4, expansion=4)
+    (model_dir / "configuration.json").write_text(json.dumps(config))
+    with pytest.raises(ModelNotFoundError) as caught:
+        load_eres2netv2(EngineSettings(model_dir=str(model_dir)))
+    assert "model_config.baseWidth=24, expected 26" in str(caught.value)
+    assert_download_hint(str(caught.value), ERES2NETV2)
+
+
+@pytest.mark.parametrize("damage", ["missing", "campplus"])
+def test_eres2netv2_bad_weights_raise_model_not_found(
+    models_root: Path, tmp_path: Path, damage: str
+) -> None:
+    # "campplus": a real checkpoint, of another network.
+    weights = models_root / CAMPPLUS.model_id / CAMPPLUS.weights_file
+    target = tmp_path / ERES2NETV2.short_name
+    model_dir = _eres2netv2_copy(models_root, target, weights if damage == "campplus" else None)
+    with pytest.raises(ModelNotFoundError) as caught:
+        load_eres2netv2(EngineSettings(model_dir=str(model_dir)))
+    assert_download_hint(str(caught.value), ERES2NETV2)
+    expected = "is missing" if damage == "missing" else "corrupt or of another model"
+    assert expected in str(caught.value)
+
+
+# ------------------------------------------------------------------------ int8, providers
+
+
+@pytest.mark.parametrize("spec", [CAMPPLUS, ERES2NETV2], ids=lambda spec: spec.name)
+def test_int8_is_used_where_it_agrees_with_fp32_on_real_speech(
+    with_examples: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spec: ModelSpec
+) -> None:
+    settings = EngineSettings(model_dir=str(with_examples))
     monkeypatch.setenv("VOICEPRINT_ONNX_CACHE_DIR", str(tmp_path))
-    engine = load_campplus(settings)
-    assert isinstance(engine, Speaker3DEngine) and engine.runtime == "onnxruntime"
-    np.testing.assert_allclose(engine.embed(wave), expected, atol=1e-4)
-    (exported,) = tmp_path.glob("campplus-*.onnx")
-    stamp = exported.stat().st_mtime_ns
-    load_campplus(settings)  # reuses the export
-    assert exported.stat().st_mtime_ns == stamp
-    exported.write_bytes(b"truncated")  # a damaged cache entry is exported again
-    assert load_campplus(settings).runtime == "onnxruntime"
-
-
-def test_onnx_failure_falls_back_to_torch_unless_forced(
-    models_root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    blocker = tmp_path / "file"
-    blocker.write_text("a file where the cache folder should be")
-    monkeypatch.setenv("VOICEPRINT_ONNX_CACHE_DIR", str(blocker / "onnx"))
-    settings = EngineSettings(model_dir=str(models_root))
-    monkeypatch.setenv("VOICEPRINT_ONNX", "auto")
-    engine = load_campplus(settings)
-    assert isinstance(engine, Speaker3DEngine) and engine.runtime == "torch"
     monkeypatch.setenv("VOICEPRINT_ONNX", "1")
-    with pytest.raises(EngineUnavailableError):
-        load_campplus(settings)
+    fp32 = load_engine_of(spec, settings)
+    monkeypatch.setenv("VOICEPRINT_ONNX_INT8", "1")
+    int8 = load_engine_of(spec, settings)
+    status = int8.runtime_status()
+    assert status["precision"] == "int8" and status["provider"] == CPU
+    assert INT8_MIN_COSINE <= status["int8_cosine"] <= 1.0 + 1e-6
+    (fp32_file,) = tmp_path.glob(f"{spec.name}-*-op17.onnx")
+    (int8_file,) = tmp_path.glob(f"{spec.name}-*.int8.onnx")  # cached beside the fp32 export
+    assert int8_file.stat().st_size < fp32_file.stat().st_size / 2
+    # Real speech the check did not see: int8 embeds it as fp32 does, not identically.
+    wave, _ = soundfile.read(require_shared_audio(ZH_DIR / "enroll" / "fangjun-sr-1.wav"),
+                             dtype="float32")  # fmt: skip
+    a, b = fp32.embed(wave), int8.embed(wave)
+    assert_embedding(b)
+    assert 0.98 < float(a @ b) < 1.0
+    stamp = int8_file.stat().st_mtime_ns
+    assert load_engine_of(spec, settings).runtime_status()["precision"] == "int8"
+    assert int8_file.stat().st_mtime_ns == stamp  # the quantised copy is reused
+
+
+def load_engine_of(spec: ModelSpec, settings: EngineSettings) -> Speaker3DEngine:
+    engine = LOADERS[spec.name](settings)
+    assert isinstance(engine, Speaker3DEngine)
+    return engine
+
+
+def test_int8_without_real_speech_to_check_on_runs_fp32_and_says_why(
+    models_root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """models_root's directories have no examples/*.wav: nothing to measure int8 on."""
+    monkeypatch.setenv("VOICEPRINT_ONNX", "1")
+    monkeypatch.setenv("VOICEPRINT_ONNX_INT8", "1")
+    with caplog.at_level("WARNING", logger="engine.onnx_runtime"):
+        engine = load_engine_of(CAMPPLUS, EngineSettings(model_dir=str(models_root)))
+    status = engine.runtime_status()
+    assert status["precision"] == "fp32" and "int8_cosine" not in status
+    assert "no real speech to check int8 on" in status["int8_refused"]
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "VOICEPRINT_ONNX_INT8" in warning.getMessage()
+
+
+def test_int8_is_off_by_default(with_examples: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOICEPRINT_ONNX", "1")
+    engine = load_engine_of(CAMPPLUS, EngineSettings(model_dir=str(with_examples)))
+    assert engine.runtime_status() == {
+        "runtime": "onnxruntime",
+        "provider": CPU,
+        "precision": "fp32",
+    }
+
+
+def _has_cuda() -> bool:
+    import onnxruntime
+
+    return CUDA in onnxruntime.get_available_providers()
+
+
+@pytest.mark.skipif(_has_cuda(), reason="onnxruntime here offers CUDA: auto picks it")
+@pytest.mark.parametrize("choice", ["auto", "cpu"])
+def test_auto_and_cpu_providers_run_on_the_cpu_here(
+    models_root: Path, monkeypatch: pytest.MonkeyPatch, choice: str
+) -> None:
+    monkeypatch.setenv("VOICEPRINT_ONNX", "1")
+    monkeypatch.setenv("VOICEPRINT_ONNX_PROVIDER", choice)
+    engine = load_engine_of(CAMPPLUS, EngineSettings(model_dir=str(models_root)))
+    assert engine.runtime_status()["provider"] == CPU
+
+
+@pytest.mark.skipif(_has_cuda(), reason="onnxruntime here offers CUDA")
+@pytest.mark.parametrize("onnx", ["auto", "1"])
+def test_cuda_provider_without_cuda_is_an_error_not_a_silent_cpu(
+    models_root: Path, monkeypatch: pytest.MonkeyPatch, onnx: str
+) -> None:
+    """Even with VOICEPRINT_ONNX=auto (which falls back to torch when an export fails): a
+    worker deployed for a GPU must not quietly run 20x slower on its CPU."""
+    monkeypatch.setenv("VOICEPRINT_ONNX", onnx)
+    monkeypatch.setenv("VOICEPRINT_ONNX_PROVIDER", "cuda")
+    with pytest.raises(EngineUnavailableError) as caught:
+        load_campplus(EngineSettings(model_dir=str(models_root)))
+    message = str(caught.value)
+    assert "VOICEPRINT_ONNX_PROVIDER=cuda" in message and "onnxruntime-gpu" in message
+
+
+@pytest.mark.skipif(
+    not _has_cuda(),
+    reason="needs onnxruntime-gpu and an NVIDIA GPU: this onnxruntime has no CUDAExecutionProvider",
+)
+@pytest.mark.parametrize("choice", ["auto", "cuda"])
+def test_cuda_provider_where_available(
+    with_examples: Path, monkeypatch: pytest.MonkeyPatch, choice: str
+) -> None:
+    settings = EngineSettings(model_dir=str(with_examples))
+    wave = speechlike(3.0, seed=11)
+    expected = load_eres2netv2(settings).embed(wave)  # torch on the CPU
+    monkeypatch.setenv("VOICEPRINT_ONNX", "1")
+    monkeypatch.setenv("VOICEPRINT_ONNX_PROVIDER", choice)
+    monkeypatch.setenv("VOICEPRINT_ONNX_INT8", "1")  # a CPU option: CUDA runs fp32
+    engine = load_engine_of(ERES2NETV2, settings)
+    status = engine.runtime_status()
+    assert status["provider"] == CUDA and status["precision"] == "fp32"
+    assert "CPU option" in status["int8_refused"]
+    vector = engine.embed(wave)
+    assert_embedding(vector)
+    assert float(vector @ expected) > 0.999
+    batch = engine.embed_batch([wave, speechlike(3.0, seed=12)])
+    np.testing.assert_allclose(batch[0], vector, atol=1e-3)
 
 
 def test_model_dir_may_be_the_model_directory_itself(models_root: Path) -> None:
