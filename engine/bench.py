@@ -2,10 +2,13 @@
 
 Each engine is measured in a fresh subprocess so that its peak RSS is its own. The
 3D-Speaker engines run on random-weight checkpoints of the real architectures (speed does
-not depend on the weights' values), built once into a temporary model directory. Clips are
-cut from the shared real speech (../shared/audio); the audio pipeline (decode, resample,
-VAD: engine.audio.prepare_audio) is timed on the same clip as 16 kHz mono WAV and as
-44.1 kHz stereo WAV, and compared with the model time.
+not depend on the weights' values), built once into a temporary model directory, with
+ModelScope's example trial (real speech) as its examples/*.wav for the int8 check; each is
+measured in fp32 and again with VOICEPRINT_ONNX_INT8=1, and the cosine between the two
+embeddings of each clip is reported. Clips are cut from the shared real speech
+(../shared/audio); the audio pipeline (decode, resample, VAD: engine.audio.prepare_audio) is
+timed on the same clip as 16 kHz mono WAV and as 44.1 kHz stereo WAV, and compared with the
+model time.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from utilities.markdown_sections import replace_section
 
 SHARED_AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
 CLIP_SECONDS = (3, 10)
-ENGINES = ("ge2e", "campplus", "eres2net")
+ENGINES = ("ge2e", "campplus", "eres2net", "eres2netv2")
+#: Engines measured a second time with VOICEPRINT_ONNX_INT8=1.
+INT8_ENGINES = ("campplus", "eres2net", "eres2netv2")
 RATE = 16_000
 
 
@@ -92,6 +97,11 @@ def _wav_bytes(wave: np.ndarray, rate: int, channels: int) -> bytes:
     return buffer.getvalue()
 
 
+def _example_trial() -> list[Path]:
+    """ModelScope's example trial for the 3D-Speaker zh-cn models (real Mandarin speech)."""
+    return sorted((SHARED_AUDIO / "zh" / "test" / "3d-speaker").glob("*_cn_16k.wav"))
+
+
 def _load(name: str, model_root: str) -> Any:
     from engine.settings import EngineSettings
 
@@ -119,7 +129,8 @@ def _engine_worker(name: str, model_root: str, repeats: int) -> dict[str, Any]:
     engine = _load(name, model_root)
     result: dict[str, Any] = {
         "engine": name,
-        "runtime": getattr(engine, "runtime", "torch"),
+        "runtime": engine.runtime_status(),
+        "int8_requested": os.environ.get("VOICEPRINT_ONNX_INT8") == "1",
         "load_s": time.perf_counter() - wall,
         "rss_after_load_mib": _status_mib("VmRSS"),
         "threads": torch.get_num_threads(),
@@ -133,6 +144,7 @@ def _engine_worker(name: str, model_root: str, repeats: int) -> dict[str, Any]:
         prepared = prepare_audio(inputs["wav16k"], settings)
         for _ in range(2):  # warm-up: allocator, oneDNN primitives, ORT arenas, numba
             engine.embed(prepared.waveform)
+        embedding = engine.embed(prepared.waveform)
         model = _timed(lambda w=prepared.waveform: engine.embed(w), repeats)
         if model[0] < 0.5:  # cheap: more runs make the best one less disturbed by neighbours
             model = min(model, _timed(lambda w=prepared.waveform: engine.embed(w), 10))
@@ -144,6 +156,7 @@ def _engine_worker(name: str, model_root: str, repeats: int) -> dict[str, Any]:
             {
                 "seconds": seconds,
                 "speech_seconds": prepared.speech_seconds,
+                "embedding": embedding.tolist(),  # for the int8 / fp32 cosine
                 "model_wall": model[0],
                 "model_cpu": model[1],
                 "pipeline": {k: {"wall": w, "cpu": c} for k, (w, c) in pipeline.items()},
@@ -168,7 +181,7 @@ def _torch_run(module: Any) -> Run:
 
 def _tries_worker(model_root: str, repeats: int) -> dict[str, list[dict[str, Any]]]:
     """Speed-up tries on the same 3 s / 10 s features, each against its torch baseline:
-    every idea for ERes2Net_aug, the runtime choice alone for CAM++."""
+    every idea for ERes2Net_aug, the runtimes and int8 variants for ERes2NetV2 and CAM++."""
     import torch
 
     from engine import speaker3d
@@ -177,7 +190,8 @@ def _tries_worker(model_root: str, repeats: int) -> dict[str, list[dict[str, Any
     speech, _ = _speech_source()
     feats = {s: compute_fbank(speech[: s * RATE])[None] for s in CLIP_SECONDS}
     results = {}
-    for spec in (speaker3d.ERES2NET, speaker3d.CAMPPLUS):
+    for spec in (speaker3d.ERES2NET, speaker3d.ERES2NETV2, speaker3d.CAMPPLUS):
+        print(f"bench: tries of {spec.name} ...", file=sys.stderr, flush=True)
         weights = Path(model_root) / spec.model_id / spec.weights_file
         net = speaker3d.build_network(spec)
         net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
@@ -196,17 +210,22 @@ def _tries_for(
     tries: list[tuple[str, Callable[[], Run]]] = [
         ("torch fp32, contiguous (baseline)", lambda: _torch_run(net)),
         ("torch channels_last", lambda: _torch_run(_channels_last(spec, net))),
-        ("ONNX Runtime, 2 threads", lambda: _ort(net, 2)),
+        ("ONNX Runtime, 2 threads (the engines' session)", lambda: _ort(net, 2)),
+        ("ONNX Runtime, 1 thread", lambda: _ort(net, 1)),
+        ("ONNX Runtime, 2 threads, sequential, spinning", lambda: _ort(net, 2, spin=True)),
+        ("ONNX int8 dynamic, all ops (VOICEPRINT_ONNX_INT8)", lambda: _ort_int8(net)),
+        ("ONNX int8 dynamic, per channel", lambda: _ort_int8(net, per_channel=True)),
+        ("ONNX int8 dynamic, MatMul/Gemm only", lambda: _ort_int8(net, ("MatMul", "Gemm"))),
     ]
     if full:
         tries[1:1] = [("torch.jit trace + freeze", lambda: _torch_run(_jit(net, example)))]
-        tries += [
+        tries.insert(
+            3,
             (
                 "torch channels_last, 1 thread",
                 lambda: _one_thread(_torch_run(_channels_last(spec, net))),
             ),
-            ("ONNX Runtime, 1 thread", lambda: _ort(net, 1)),
-        ]
+        )
     return tries
 
 
@@ -261,14 +280,42 @@ def _channels_last(spec: Any, network: Any) -> Any:
     return copy.to(memory_format=torch.channels_last)
 
 
-def _ort(network: Any, threads: int) -> Run:
-    from engine import speaker3d
+def _ort(network: Any, threads: int, spin: bool = False) -> Run:
+    """The engines' session (intra-op spinning off), or with spinning on and sequential
+    execution set explicitly."""
+    from engine import onnx_runtime
 
     with tempfile.TemporaryDirectory(prefix="bench-onnx-") as tmp:
-        path = Path(tmp) / "eres2net.onnx"
-        speaker3d._export_onnx(network, path)
-        session = speaker3d._ort_session(path, threads)  # holds the model in memory
-    return lambda x: session.run(None, {"feats": x})[0]
+        path = Path(tmp) / "network.onnx"
+        onnx_runtime.export_onnx(network, path)
+        session = (
+            _spinning_session(path, threads) if spin else onnx_runtime.ort_session(path, threads)
+        )
+    return onnx_runtime.session_runner(session)  # the session holds the model in memory
+
+
+def _spinning_session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    from engine import onnx_runtime
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    return ort.InferenceSession(str(path), options, providers=[onnx_runtime.CPU])
+
+
+def _ort_int8(network: Any, op_types: tuple[str, ...] = (), per_channel: bool = False) -> Run:
+    from engine import onnx_runtime
+
+    with tempfile.TemporaryDirectory(prefix="bench-onnx-") as tmp:
+        fp32, int8 = Path(tmp) / "network.onnx", Path(tmp) / "network.int8.onnx"
+        onnx_runtime.export_onnx(network, fp32)
+        onnx_runtime.quantise_int8(fp32, int8, op_types=op_types, per_channel=per_channel)
+        session = onnx_runtime.ort_session(int8, 2)
+    return onnx_runtime.session_runner(session)
 
 
 def _batch_try(run: Run, x: np.ndarray, repeats: int) -> dict[str, Any]:
@@ -298,6 +345,7 @@ def _machine() -> dict[str, str]:
     return {
         "cpu": model,
         "cores": str(os.cpu_count()),
+        "providers": ", ".join(onnxruntime.get_available_providers()),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
@@ -317,7 +365,8 @@ def _build_models(root: Path) -> None:
     from engine import speaker3d
 
     for spec in speaker3d.SPECS.values():
-        speaker3d.write_random_model_dir(spec, root / spec.model_id, seed=0)
+        path = root / spec.model_id
+        speaker3d.write_random_model_dir(spec, path, seed=0, examples=_example_trial())
 
 
 def run_all(engines: list[str], repeats: int, with_tries: bool) -> dict[str, Any]:
@@ -333,13 +382,13 @@ def run_all(engines: list[str], repeats: int, with_tries: bool) -> dict[str, Any
             "VOICEPRINT_ONNX_CACHE_DIR": str(Path(tmp) / "onnx"),
         }
         results = []
-        for name in engines:
-            print(f"bench: {name} ...", file=sys.stderr, flush=True)
-            results.append(
-                _subprocess(
-                    ["--worker", name, "--model-root", str(root), "--repeats", str(repeats)], env
-                )
-            )
+        runs = [(name, False) for name in engines]
+        runs += [(name, True) for name in engines if name in INT8_ENGINES]
+        for name, int8 in runs:
+            print(f"bench: {name}{' int8' if int8 else ''} ...", file=sys.stderr, flush=True)
+            worker = ["--worker", name, "--model-root", str(root), "--repeats", str(repeats)]
+            int8_env = {"VOICEPRINT_ONNX_INT8": "1" if int8 else "0"}
+            results.append(_subprocess(worker, {**env, **int8_env}))
         tries = []
         if with_tries:
             print("bench: eres2net speed-up tries ...", file=sys.stderr, flush=True)
@@ -359,15 +408,35 @@ def run_all(engines: list[str], repeats: int, with_tries: bool) -> dict[str, Any
 # ----------------------------------------------------------------------------- markdown
 
 
-def _engine_rows(result: dict[str, Any]) -> list[str]:
+def _runtime_cell(result: dict[str, Any]) -> str:
+    status = result["runtime"]
+    cell = status["runtime"]
+    if "provider" in status:
+        cell += f" {status['provider'].removesuffix('ExecutionProvider')} {status['precision']}"
+    if result["int8_requested"] and status.get("precision") != "int8":
+        cell += " (int8 refused)"
+    return cell
+
+
+def _cosine_cell(result: dict[str, Any], seconds: int, fp32: dict[str, Any] | None) -> str:
+    """The cosine between this (int8) run's embedding of the clip and the fp32 run's."""
+    if not result["int8_requested"] or fp32 is None:
+        return "-"
+    ours = next(c for c in result["clips"] if c["seconds"] == seconds)["embedding"]
+    theirs = next(c for c in fp32["clips"] if c["seconds"] == seconds)["embedding"]
+    return f"{float(np.dot(ours, theirs)):.4f}"
+
+
+def _engine_rows(result: dict[str, Any], fp32: dict[str, Any] | None) -> list[str]:
     rows = []
     for clip in result["clips"]:
         seconds, model_wall, model_cpu = clip["seconds"], clip["model_wall"], clip["model_cpu"]
         p16, p44 = clip["pipeline"]["wav16k"], clip["pipeline"]["wav44k_stereo"]
         end_to_end = seconds / (model_wall + p16["wall"])
         rows.append(
-            f"| {result['engine']} | {result['runtime']} | {seconds} s "
+            f"| {result['engine']} | {_runtime_cell(result)} | {seconds} s "
             f"| {model_wall:.3f} | {model_cpu / seconds:.3f} | {seconds / model_wall:.1f}x "
+            f"| {_cosine_cell(result, seconds, fp32)} "
             f"| {p16['cpu'] * 1000:.1f} ({p16['cpu'] / model_cpu:.1%}) "
             f"| {p44['cpu'] * 1000:.1f} ({p44['cpu'] / model_cpu:.1%}) "
             f"| {end_to_end:.1f}x | {result['load_s']:.1f} "
@@ -399,6 +468,7 @@ def _tries_rows(tries: list[dict[str, Any]]) -> list[str]:
 def render(report: dict[str, Any]) -> str:
     m = report["machine"]
     threads = report["engines"][0]["threads"] if report["engines"] else "?"
+    fp32_runs = {r["engine"]: r for r in report["engines"] if not r["int8_requested"]}
     lines = [
         "# Engine speed benchmark",
         "",
@@ -409,6 +479,7 @@ def render(report: dict[str, Any]) -> str:
         "|---|---|",
         f"| CPU | {m['cpu']} ({m['cores']} cores) |",
         f"| torch / onnxruntime / python | {m['torch']} / {m['onnxruntime']} / {m['python']} |",
+        f"| ONNX Runtime providers available | {m.get('providers', '?')} |",
         f"| torch intra-op threads | {threads} |",
         f"| date | {report['date']} |",
         f"| load average (1/5/15 min) at the start / end | {report['load_start']} / "
@@ -418,19 +489,22 @@ def render(report: dict[str, Any]) -> str:
         "does not depend on the weights). Clips are the first 3 s / 10 s of a real LibriSpeech",
         "utterance. *Model* = `engine.embed` on the speech-only waveform (fbank included);",
         "*pipeline* = `engine.audio.prepare_audio` on the WAV bytes (decode, resample, VAD),",
-        "in CPU milliseconds and as a share of the model's CPU time.",
+        "in CPU milliseconds and as a share of the model's CPU time. *Runtime* says the",
+        "provider and precision: the int8 rows ran with `VOICEPRINT_ONNX_INT8=1`; their",
+        "*cos vs fp32* is the cosine between their embedding of the clip and the fp32 row's.",
         "",
         "| engine | runtime | clip | model wall s | model CPU s per audio s | model x real time "
+        "| cos vs fp32 "
         "| pipeline 16 kHz mono, CPU ms (share) | pipeline 44.1 kHz stereo, CPU ms (share) "
         "| end to end x real time | load s | RSS after load / peak MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in report["engines"]:
-        lines += _engine_rows(result)
+        lines += _engine_rows(result, fp32_runs.get(result["engine"]))
     lines += [
         "",
         "Targets: pipeline <= 10% of model time; ge2e and campplus >= 30x real time;",
-        "eres2net as fast as this CPU allows.",
+        "the ERes2Net family >= 8x real time on 10 s clips.",
     ]
     tries = report["tries"]
     if tries:
@@ -441,7 +515,12 @@ def render(report: dict[str, Any]) -> str:
             "Same fbank features, the network alone, one utterance per call unless stated; "
             "`cos` is the cosine between the try's embedding and the baseline's.",
         ]
-        for name, title in (("eres2net", "ERes2Net_aug (55 M parameters)"), ("campplus", "CAM++")):
+        titles = (
+            ("eres2net", "ERes2Net_aug (55 M parameters)"),
+            ("eres2netv2", "ERes2NetV2 (17.9 M parameters)"),
+            ("campplus", "CAM++ (7.2 M parameters)"),
+        )
+        for name, title in titles:
             lines += [
                 "",
                 f"### {title}",
@@ -457,24 +536,32 @@ def render(report: dict[str, Any]) -> str:
 #: What the tries table cannot show; kept by hand, checked when the code changed.
 TRIES_NOTES = [
     "Notes:",
-    "- The engines keep the fastest equivalent runtime, ONNX Runtime for both 3D-Speaker",
+    "- The engines keep the fastest equivalent runtime, ONNX Runtime for the 3D-Speaker",
     "  models (`VOICEPRINT_ONNX=auto`, the default): exported once per weights file (cached",
     "  by its hash under `VOICEPRINT_ONNX_CACHE_DIR`), checked against torch at every load,",
     "  torch if that fails. `VOICEPRINT_ONNX=0` forces torch, `=1` makes an ONNX failure an",
     "  error. ORT runs with intra-op spinning off, so idle workers burn no CPU; its graph",
     "  optimiser folds BatchNorm into the convolutions, which eager torch cannot.",
-    "- The engines table's load time includes the first ONNX export and the check (the bench",
-    "  starts from an empty ONNX cache); later loads reuse the export.",
-    "- Not tried: bf16/fp16 (this CPU has AVX2 only, no AVX-512-BF16/AMX: emulated, slower);",
-    "  int8 dynamic quantisation (changes embeddings; only acceptable after an accuracy",
-    "  check on real weights, which are not available here); `torch.jit.optimize_for_inference`",
-    "  (fails on ERes2Net_aug with an internal assert in torch 2.13).",
+    "- int8 is ONNX Runtime's dynamic quantisation (`quantize_dynamic`, weights int8,",
+    "  activations quantised at run time): convolutions become `ConvInteger`, which ORT runs",
+    "  far slower than its fp32 convolutions on this CPU; per-channel weights are slower",
+    "  still, and quantising only MatMul/Gemm leaves these convolutional networks as they",
+    "  were. The int8 cosines here are on generated weights: real weights have other",
+    "  ranges, so the engine measures the cosine again at load, on real speech, and keeps",
+    "  fp32 below 0.99.",
+    "- The engines table's load time includes the first ONNX export, its check and (int8",
+    "  rows) the quantisation and its check (the bench starts from an empty ONNX cache);",
+    "  later loads reuse the files.",
+    "- Not tried: bf16/fp16 on the CPU; static int8 quantisation (QDQ, calibrated on",
+    "  speech per deployment); `torch.jit.optimize_for_inference` (fails on ERes2Net_aug",
+    "  with an internal assert in torch 2.13). On a GPU worker",
+    "  (`VOICEPRINT_ONNX_PROVIDER=auto|cuda`) none of this matters: not measured here.",
     "- Batching cannot pad utterances of different lengths (padding changes the pooled",
     "  statistics), so `embed_batch` stacks only equal-length inputs; the batch row shows",
     "  what stacking buys when lengths do match.",
     "- The machine is shared: the load average above says how busy it was. Torch's OpenMP",
     "  threads spin-wait and suffer most from other processes; best-of-N numbers are the",
-    "  least disturbed ones.",
+    "  least disturbed ones, and *CPU s* (all threads) moves less with the load than wall.",
 ]
 
 

@@ -132,10 +132,12 @@ def _quiet_quantiser() -> Iterator[None]:
         root.removeFilter(chatter)
 
 
-def quantise_int8(source: Path, target: Path, *, op_types: Sequence[str] = ()) -> None:
-    """Dynamic int8 quantisation (weights int8 per tensor, activations quantised at run time)
-    of `source`, atomically; `op_types` limits it to those operators (default: all ORT
-    quantises, Conv and MatMul included)."""
+def quantise_int8(
+    source: Path, target: Path, *, op_types: Sequence[str] = (), per_channel: bool = False
+) -> None:
+    """Dynamic int8 quantisation (weights int8 per tensor, or per channel; activations
+    quantised at run time) of `source`, atomically; `op_types` limits it to those operators
+    (default: all ORT quantises, Conv and MatMul included). The bench tries the options."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = _temporary(target)
@@ -146,6 +148,7 @@ def quantise_int8(source: Path, target: Path, *, op_types: Sequence[str] = ()) -
                 str(tmp),
                 weight_type=QuantType.QInt8,
                 op_types_to_quantize=list(op_types) or None,
+                per_channel=per_channel,
             )
         os.replace(tmp, target)
     finally:

@@ -16,6 +16,9 @@ DEFAULT_SIMILARITY_THRESHOLDS = {
     # The EER point of GE2E on the shared real speech (`python manage.py evaluate`): 0.743 on
     # the zh enroll+test set (EER 0%), 0.731 on LibriSpeech 3 s segments (EER 1.15%).
     "ge2e": 0.75,
+    # The verification threshold (`thr`) on the ModelScope card of
+    # iic/speech_eres2netv2_sv_zh-cn_16k-common; not measurable here either.
+    "eres2netv2": 0.365,
     # ModelScope's published verification threshold for its ERes2Net zh-cn model; not
     # measurable here (no weights can be downloaded): measure it with `evaluate`.
     "eres2net": 0.25,

@@ -48,6 +48,7 @@ class TestHealth:
         assert body["broker"]["status"] in {"ok", "down"}
         assert body["worker"]["status"] in {"ok", "down"}
         assert {"name", "dim", "source"} <= set(body["engine"])
+        assert body["engine"]["runtime"] == {"runtime": "torch"}  # ge2e: how it runs
         assert response.status_code == (200 if body["status"] == "ok" else 503)
 
     def test_healthz_says_whether_decisions_are_calibrated(self, client):

@@ -118,6 +118,23 @@ def test_missing_preferred_engine_falls_back_with_a_warning(tmp_path, caplog):
         engine.get_engine("eres2net")
 
 
+def test_engine_status_says_how_the_engine_runs(tmp_path, monkeypatch):
+    from engine.speaker3d import CAMPPLUS, write_random_model_dir
+
+    write_random_model_dir(CAMPPLUS, tmp_path / "models" / CAMPPLUS.model_id)
+    monkeypatch.setenv("VOICEPRINT_ONNX", "1")
+    monkeypatch.setenv("VOICEPRINT_ONNX_CACHE_DIR", str(tmp_path / "onnx"))
+    monkeypatch.setenv("VOICEPRINT_ONNX_PROVIDER", "cpu")
+    monkeypatch.setenv("VOICEPRINT_ONNX_INT8", "1")  # asked for, but no example speech
+    engine.configure(EngineSettings(engine="campplus", model_dir=str(tmp_path / "models")))
+
+    runtime = engine.engine_status()["runtime"]
+
+    assert runtime.pop("int8_refused").startswith("no real speech to check int8 on")
+    assert runtime == {"runtime": "onnxruntime", "provider": "CPUExecutionProvider",
+                       "precision": "fp32"}  # fmt: skip
+
+
 def test_active_engine_is_cached(tmp_path, caplog):
     engine.configure(missing_models(tmp_path))
     first = engine.active_engine()
