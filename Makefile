@@ -50,8 +50,11 @@ banner:
 	@echo "    $(PY) manage.py create_tenant NAME"
 	@echo ""
 
+# A thread pool: the jobs a worker runs at once are embedded as one batch (engine.batching),
+# which a process pool cannot do. One worker process uses about one core; start one per core.
+WORKER_THREADS ?= 8
 worker: migrate
-	$(VENV)/bin/celery -A config worker --loglevel=INFO
+	$(VENV)/bin/celery -A config worker --loglevel=INFO --pool threads --concurrency $(WORKER_THREADS)
 
 # One torch thread per process: the suite embeds thousands of short clips, and two spinning
 # OpenMP threads on a busy 2-core machine made each take seconds (timings are benchmarks'

@@ -17,6 +17,7 @@ import numpy as np
 
 from engine.audio import PreparedAudio, prepare_audio, prepare_waveform
 from engine.base import SpeakerEngine
+from engine.batching import MicroBatcher
 from engine.errors import EngineError, EngineUnavailableError, UnknownEngineError
 from engine.quality import ProbeQuality
 from engine.scoring import scoring_status
@@ -54,6 +55,8 @@ _LOADERS: dict[str, Callable[[EngineSettings], SpeakerEngine]] = {
 _lock = threading.RLock()
 _settings: EngineSettings | None = None
 _engines: dict[str, SpeakerEngine] = {}
+#: One micro-batcher per loaded engine, by engine name (engine.batching).
+_batchers: dict[str, MicroBatcher] = {}
 _active: SpeakerEngine | None = None
 _fallback_reason: str | None = None
 _torch_threads_applied = 0
@@ -70,6 +73,8 @@ class EmbeddingResult:
     duration_seconds: float
     #: Speech, SNR and clipping of the audio (its speech_seconds is the one above).
     quality: ProbeQuality
+    #: How many concurrent requests were embedded in the same batch (itself included).
+    batch_size: int = 1
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -97,6 +102,7 @@ def reset_engines() -> None:
     global _active, _fallback_reason
     with _lock:
         _engines.clear()
+        _batchers.clear()
         _active = None
         _fallback_reason = None
 
@@ -224,11 +230,30 @@ def embed_waveform(
 
 def _embed(prepared: PreparedAudio, engine_name: str | None) -> EmbeddingResult:
     engine = active_engine() if engine_name is None else get_engine(engine_name)
+    batched = batcher_for(engine).embed(prepared.waveform)
     return EmbeddingResult(
-        vector=engine.embed(prepared.waveform),
+        vector=batched.vector,
         model=engine.name,
         dim=engine.dim,
         speech_seconds=prepared.speech_seconds,
         duration_seconds=prepared.duration_seconds,
         quality=prepared.quality,
+        batch_size=batched.batch_size,
     )
+
+
+def batcher_for(engine: SpeakerEngine) -> MicroBatcher:
+    """The micro-batcher every embedding with `engine` in this process goes through (the web
+    server's request threads, a thread-pool Celery worker's jobs)."""
+    batcher = _batchers.get(engine.name)
+    if batcher is not None:
+        return batcher
+    with _lock:
+        if engine.name not in _batchers:
+            settings = current_settings()
+            _batchers[engine.name] = MicroBatcher(
+                engine.embed_batch,
+                max_size=settings.batch_max,
+                wait_seconds=settings.batch_wait_ms / 1000,
+            )
+        return _batchers[engine.name]
