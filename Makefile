@@ -6,7 +6,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run dev banner worker migrate test lint bench bench-accuracy bench-adaptation bench-enrollment calibration-ge2e clean-db
+.PHONY: help install run dev banner worker migrate test lint bench bench-load bench-accuracy bench-adaptation bench-enrollment calibration-ge2e clean-db
 
 help:
 	@echo "make run     set up .venv, migrate, serve on http://127.0.0.1:$(PORT) (gunicorn)"
@@ -14,6 +14,7 @@ help:
 	@echo "make test    run the whole test suite (embedded PostgreSQL + pgvector, Redis)"
 	@echo "make worker  start a Celery worker (needs CELERY_BROKER_URL)"
 	@echo "make bench   measure the speaker engines, write docs/BENCHMARKS.md"
+	@echo "make bench-load  concurrent identify through HTTP, in-process and Celery: docs/BENCHMARKS.md"
 	@echo "make bench-accuracy  decisions on household, noisy probes: docs/ACCURACY.md"
 	@echo "make bench-adaptation  safe adaptation over time, off and on: docs/ADAPTATION.md"
 	@echo "make bench-enrollment  enrollment length and sample gates: docs/ENROLLMENT.md"
@@ -50,8 +51,11 @@ banner:
 	@echo "    $(PY) manage.py create_tenant NAME"
 	@echo ""
 
+# A thread pool: the jobs a worker runs at once are embedded as one batch (engine.batching),
+# which a process pool cannot do. One worker process uses about one core; start one per core.
+WORKER_THREADS ?= 8
 worker: migrate
-	$(VENV)/bin/celery -A config worker --loglevel=INFO
+	$(VENV)/bin/celery -A config worker --loglevel=INFO --pool threads --concurrency $(WORKER_THREADS)
 
 # One torch thread per process: the suite embeds thousands of short clips, and two spinning
 # OpenMP threads on a busy 2-core machine made each take seconds (timings are benchmarks'
@@ -64,6 +68,12 @@ lint: install
 
 bench: install
 	$(PY) -m engine.bench --out docs/BENCHMARKS.md
+
+# Concurrent identify through the production server of `make run` (its own port and
+# database), in-process, then with 1 and 2 Celery workers on the local Redis (db 14), beside
+# the raw engine in one process per core; about 10 minutes. Needs Redis at 127.0.0.1:6379.
+bench-load: install
+	VOICEPRINT_TORCH_THREADS=1 VOICEPRINT_SHARED_DIR=$(SHARED) $(PY) -m config.bench_load --out docs/BENCHMARKS.md
 
 # The shared speech (VOICEPRINT_SHARED_DIR, else ../shared); its LibriSpeech speakers fall in
 # three fixed parts by a hash of their label: cohort, fit (calibration) and report.

@@ -37,9 +37,11 @@ limit_request_field_size = 8190
 
 def post_worker_init(worker) -> None:
     """Load the in-process speaker engine once per worker, before its first request."""
-    if not settings.CELERY_TASK_ALWAYS_EAGER:
-        return  # Celery workers embed; this process only queues
     import engine
+
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        engine.apply_thread_settings()  # it still scores with numpy
+        return  # Celery workers embed; this process only queues
 
     try:
         engine.active_engine()

@@ -11,6 +11,9 @@ Metrics (Prometheus text format 0.0.4):
 - `voiceprint_embedding_duration_seconds{engine, mode}` histogram: time spent computing
   one embedding; `mode` is `in-process` or `celery` (measured in the worker, so it excludes
   the queue).
+- `voiceprint_embedding_batch_size{engine, mode}` histogram: for each embedding, how many
+  concurrent requests were embedded with it as one batch (engine.batching; 1 when it ran
+  alone). Its mean is the batch size seen by a request, weighted by requests.
 - `voiceprint_embedding_queue_wait_seconds` histogram: enqueue to the worker starting the
   job (celery mode only; host clocks are assumed in sync, negative waits count as 0).
 - `voiceprint_identify_total{model, surface}` and `voiceprint_identify_matched_total{model,
@@ -64,6 +67,12 @@ EMBEDDING_DURATION = Histogram(
     ["engine", "mode"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
+BATCH_SIZE = Histogram(
+    "voiceprint_embedding_batch_size",
+    "For each embedding, the size of the batch it was computed in, by engine and mode.",
+    ["engine", "mode"],
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64),
+)
 QUEUE_WAIT = Histogram(
     "voiceprint_embedding_queue_wait_seconds",
     "Time from enqueueing an embedding job to a Celery worker starting it.",
@@ -96,6 +105,10 @@ def count_business_error(route: str, code: int) -> None:
 
 def observe_embedding(engine: str, mode: str, seconds: float) -> None:
     EMBEDDING_DURATION.labels(engine, mode).observe(max(seconds, 0.0))
+
+
+def observe_batch_size(engine: str, mode: str, size: int) -> None:
+    BATCH_SIZE.labels(engine, mode).observe(size)
 
 
 def observe_queue_wait(seconds: float) -> None:

@@ -136,6 +136,10 @@ else:
             "NAME": "voiceprint",
             "APP_DATABASE": "voiceprint",
             "PGDATA": str(env_path("VOICEPRINT_PGDATA", VAR_DIR / "pgdata")),
+            # Persistent too: a new connection costs a server process and 3-6 ms, more
+            # than the identify's own queries; the supervisor's restarts are checked for.
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -18,6 +18,7 @@ from engine.quality import ProbeQuality
 from engine.registry import (
     EmbeddingResult,
     active_engine,
+    apply_thread_settings,
     available_engines,
     configure,
     current_settings,
@@ -42,6 +43,7 @@ __all__ = [
     "SpeakerEngine",
     "UnknownEngineError",
     "active_engine",
+    "apply_thread_settings",
     "available_engines",
     "configure",
     "current_settings",

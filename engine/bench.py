@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from utilities.machine import cpu_model, load_average
 from utilities.markdown_sections import replace_section
 
 SHARED_AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
@@ -334,22 +335,14 @@ def _machine() -> dict[str, str]:
     import onnxruntime
     import torch
 
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": model,
+        "cpu": cpu_model(),
         "cores": str(os.cpu_count()),
         "providers": ", ".join(onnxruntime.get_available_providers()),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
-        "load_avg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "load_avg": load_average(),
     }
 
 
@@ -372,7 +365,7 @@ def _build_models(root: Path) -> None:
 def run_all(engines: list[str], repeats: int, with_tries: bool) -> dict[str, Any]:
     if not SHARED_AUDIO.is_dir():
         raise SystemExit(f"shared audio absent at {SHARED_AUDIO}: nothing to benchmark on")
-    load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    load_start = load_average()
     with tempfile.TemporaryDirectory(prefix="voiceprint-bench-") as tmp:
         root = Path(tmp) / "models"
         _build_models(root)

@@ -17,6 +17,7 @@ import numpy as np
 
 from engine.audio import PreparedAudio, prepare_audio, prepare_waveform
 from engine.base import SpeakerEngine
+from engine.batching import MicroBatcher
 from engine.errors import EngineError, EngineUnavailableError, UnknownEngineError
 from engine.quality import ProbeQuality
 from engine.scoring import scoring_status
@@ -61,6 +62,8 @@ _LOADERS: dict[str, Callable[[EngineSettings], SpeakerEngine]] = {
 _lock = threading.RLock()
 _settings: EngineSettings | None = None
 _engines: dict[str, SpeakerEngine] = {}
+#: One micro-batcher per loaded engine, by engine name (engine.batching).
+_batchers: dict[str, MicroBatcher] = {}
 _active: SpeakerEngine | None = None
 _fallback_reason: str | None = None
 _torch_threads_applied = 0
@@ -77,6 +80,8 @@ class EmbeddingResult:
     duration_seconds: float
     #: Speech, SNR and clipping of the audio (its speech_seconds is the one above).
     quality: ProbeQuality
+    #: How many concurrent requests were embedded in the same batch (itself included).
+    batch_size: int = 1
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -104,6 +109,7 @@ def reset_engines() -> None:
     global _active, _fallback_reason
     with _lock:
         _engines.clear()
+        _batchers.clear()
         _active = None
         _fallback_reason = None
 
@@ -145,17 +151,37 @@ def _load(name: str) -> SpeakerEngine:
     except Exception as exc:  # a corrupt checkpoint, a bug in a loader: not the caller's fault
         logger.exception("engine %r failed to load", name)
         raise EngineUnavailableError(f"engine {name!r} failed to load: {exc}") from exc
+    _limit_blas(settings)  # the engine's imports may have loaded another BLAS
     logger.info("loaded speaker engine %s (dim %d) from %s", engine.name, engine.dim, engine.source)
     return engine
 
 
+def apply_thread_settings() -> None:
+    """Apply VOICEPRINT_TORCH_THREADS now (loading an engine does it too): for a process that
+    computes with numpy but loads no engine, such as a web process with Celery workers."""
+    with _lock:
+        _apply_torch_threads(current_settings())
+
+
 def _apply_torch_threads(settings: EngineSettings) -> None:
+    """VOICEPRINT_TORCH_THREADS for torch and for numpy's BLAS (the GE2E mel filterbank is a
+    BLAS product): on a busy machine, a 0.1 ms product took up to 60 ms whenever OpenBLAS's
+    second thread waited for a core."""
     global _torch_threads_applied
     if settings.torch_threads > 0 and settings.torch_threads != _torch_threads_applied:
         import torch
 
         torch.set_num_threads(settings.torch_threads)
         _torch_threads_applied = settings.torch_threads
+    _limit_blas(settings)
+
+
+def _limit_blas(settings: EngineSettings) -> None:
+    """Every BLAS loaded so far (numpy's, scipy's) to VOICEPRINT_TORCH_THREADS threads."""
+    if settings.torch_threads > 0:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=settings.torch_threads, user_api="blas")
 
 
 def active_engine() -> SpeakerEngine:
@@ -233,11 +259,30 @@ def embed_waveform(
 
 def _embed(prepared: PreparedAudio, engine_name: str | None) -> EmbeddingResult:
     engine = active_engine() if engine_name is None else get_engine(engine_name)
+    batched = batcher_for(engine).embed(prepared.waveform)
     return EmbeddingResult(
-        vector=engine.embed(prepared.waveform),
+        vector=batched.vector,
         model=engine.name,
         dim=engine.dim,
         speech_seconds=prepared.speech_seconds,
         duration_seconds=prepared.duration_seconds,
         quality=prepared.quality,
+        batch_size=batched.batch_size,
     )
+
+
+def batcher_for(engine: SpeakerEngine) -> MicroBatcher:
+    """The micro-batcher every embedding with `engine` in this process goes through (the web
+    server's request threads, a thread-pool Celery worker's jobs)."""
+    batcher = _batchers.get(engine.name)
+    if batcher is not None:
+        return batcher
+    with _lock:
+        if engine.name not in _batchers:
+            settings = current_settings()
+            _batchers[engine.name] = MicroBatcher(
+                engine.embed_batch,
+                max_size=settings.batch_max,
+                wait_seconds=settings.batch_wait_ms / 1000,
+            )
+        return _batchers[engine.name]

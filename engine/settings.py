@@ -56,6 +56,12 @@ class EngineSettings:
     #: for `analyze` (VOICEPRINT_EMOTION_MODEL, VOICEPRINT_AGE_MODEL); empty: not offered.
     emotion_model: str = ""
     age_model: str = ""
+    #: Concurrent embeddings run as one batch of at most this many (engine.batching);
+    #: 1 turns batching off (VOICEPRINT_BATCH_MAX).
+    batch_max: int = 16
+    #: Milliseconds a batch that formed while another ran waits for more requests before it
+    #: runs; a request finding the engine idle never waits (VOICEPRINT_BATCH_WAIT_MS).
+    batch_wait_ms: float = 0.0
 
     @classmethod
     def from_env(cls) -> EngineSettings:
@@ -73,6 +79,8 @@ class EngineSettings:
             torch_threads=env_int("VOICEPRINT_TORCH_THREADS", cls.torch_threads),
             emotion_model=env_str("VOICEPRINT_EMOTION_MODEL"),
             age_model=env_str("VOICEPRINT_AGE_MODEL"),
+            batch_max=env_int("VOICEPRINT_BATCH_MAX", cls.batch_max),
+            batch_wait_ms=env_float("VOICEPRINT_BATCH_WAIT_MS", cls.batch_wait_ms),
         )
 
     def problems(self) -> list[str]:
@@ -90,6 +98,10 @@ class EngineSettings:
             found.append("VOICEPRINT_MAX_SOURCE_SAMPLES must be greater than 0")
         if self.torch_threads < 0:
             found.append("VOICEPRINT_TORCH_THREADS must be 0 (torch's default) or more")
+        if self.batch_max < 1:
+            found.append("VOICEPRINT_BATCH_MAX must be 1 (no batching) or more")
+        if not 0 <= self.batch_wait_ms <= 1000:
+            found.append("VOICEPRINT_BATCH_WAIT_MS must be between 0 and 1000")
         return found
 
 

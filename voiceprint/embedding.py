@@ -7,7 +7,8 @@ broker it runs here, in the calling process. The audio goes to the worker throug
 under a short-lived key (voiceprint.job_audio), not in the broker message.
 
 Metrics (config.observability): the embedding time per engine, measured where the work
-runs (the worker reports its own), and the queue wait of worker jobs.
+runs (the worker reports its own), the queue wait of worker jobs, and the size of the batch
+each embedding was computed in (engine.batching; the worker reports it too).
 """
 
 from __future__ import annotations
@@ -47,8 +48,11 @@ def compute_embedding(audio: bytes, engine_name: str | None = None) -> engine.Em
         started = time.perf_counter()
         result = engine.embed_audio(audio, engine_name)
         observability.observe_embedding(result.model, "in-process", time.perf_counter() - started)
+        observability.observe_batch_size(result.model, "in-process", result.batch_size)
         return result
-    return _result_from_payload(_run_in_worker(audio, engine_name))
+    result = _result_from_payload(_run_in_worker(audio, engine_name))
+    observability.observe_batch_size(result.model, "celery", result.batch_size)
+    return result
 
 
 def _run_in_worker(audio: bytes, engine_name: str | None) -> dict:
@@ -130,4 +134,5 @@ def _result_from_payload(payload: dict) -> engine.EmbeddingResult:
         speech_seconds=payload["speech_seconds"],
         duration_seconds=payload["duration_seconds"],
         quality=engine.ProbeQuality.from_dict(payload["quality"]),
+        batch_size=payload.get("batch_size", 1),  # workers of an older release batch nothing
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 from celery import shared_task
-from celery.signals import worker_process_init
+from celery.concurrency.prefork import TaskPool as PreforkPool
+from celery.signals import worker_process_init, worker_ready
 from redis.exceptions import RedisError
 
 import engine
@@ -51,6 +52,7 @@ def embed_audio_task(audio_key: str, engine_name: str | None = None) -> dict:
         "speech_seconds": result.speech_seconds,
         "duration_seconds": result.duration_seconds,
         "quality": result.quality.as_dict(),
+        "batch_size": result.batch_size,
         "started_at": started_at,
         "embed_seconds": time.perf_counter() - started,
     }
@@ -71,3 +73,11 @@ def _load_engine_in_worker(**kwargs) -> None:
         engine.active_engine()
     except engine.EngineError:
         pass  # each job will report it; the worker itself stays up
+
+
+@worker_ready.connect
+def _load_engine_in_threaded_worker(sender=None, **kwargs) -> None:
+    """The same for the thread (and solo) pools, whose jobs run in the main process:
+    prefork's main process only forks, and its children load their own engine above."""
+    if not isinstance(getattr(sender, "pool", None), PreforkPool):
+        _load_engine_in_worker()

@@ -17,6 +17,7 @@ METRIC_FAMILIES = (
     "voiceprint_http_business_errors_total",
     "voiceprint_embedding_duration_seconds",
     "voiceprint_embedding_queue_wait_seconds",
+    "voiceprint_embedding_batch_size",
     "voiceprint_identify_total",
     "voiceprint_identify_matched_total",
 )
@@ -100,6 +101,8 @@ class TestRecognitionMetrics:
             sample("voiceprint_identify_total", **identified),
             sample("voiceprint_identify_matched_total", **identified),
             sample("voiceprint_embedding_duration_seconds_count", **embedded),
+            sample("voiceprint_embedding_batch_size_count", **embedded),
+            sample("voiceprint_embedding_batch_size_sum", **embedded),
         )
 
         result = identify(api, probe_audio, "dev-1")
@@ -109,6 +112,9 @@ class TestRecognitionMetrics:
         assert sample("voiceprint_identify_matched_total", **identified) == counts[1] + 1
         assert sample("voiceprint_embedding_duration_seconds_count", **embedded) == counts[2] + 1
         assert sample("voiceprint_embedding_duration_seconds_sum", **embedded) > 0
+        # One request at a time: embedded alone.
+        assert sample("voiceprint_embedding_batch_size_count", **embedded) == counts[3] + 1
+        assert sample("voiceprint_embedding_batch_size_sum", **embedded) == counts[4] + 1
 
     def test_voice_api_identify_is_counted_per_store_surface(self, api, probe_audio):
         labels = {"model": ENGINE, "surface": "store"}
@@ -138,6 +144,7 @@ class TestWorkerTimings:
             "duration_seconds": 2.5,
             "quality": {"speech_seconds": 2.0, "snr_db": 20.0, "clipping": 0.0},
             "embed_seconds": 0.25,
+            "batch_size": 3,
         }
 
         class Pending:
@@ -155,6 +162,7 @@ class TestWorkerTimings:
         waited = sample("voiceprint_embedding_queue_wait_seconds_sum")
         count = sample("voiceprint_embedding_duration_seconds_count", **embedded)
         seconds = sample("voiceprint_embedding_duration_seconds_sum", **embedded)
+        batched = sample("voiceprint_embedding_batch_size_sum", **embedded)
 
         result = embedding.compute_embedding(b"RIFF")
 
@@ -165,6 +173,8 @@ class TestWorkerTimings:
         assert sample("voiceprint_embedding_duration_seconds_sum", **embedded) == pytest.approx(
             seconds + 0.25
         )
+        assert result.batch_size == 3
+        assert sample("voiceprint_embedding_batch_size_sum", **embedded) == batched + 3
 
     def test_queue_wait_is_exported_before_any_job(self):
         count = REGISTRY.get_sample_value("voiceprint_embedding_queue_wait_seconds_count")

@@ -24,8 +24,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    """`make run` on its own database folder and port, for the whole module."""
-    service = Service(tmp_path_factory.mktemp("service") / "var").start(via_make=True)
+    """`make run` on its own database folder and port, for the whole module. The traffic
+    threads below send as fast as the server answers, beyond the per-token rate limit, which
+    these tests are not about."""
+    quiet = {"VOICEPRINT_RATE_LIMIT": "off", "VOICEPRINT_TOKEN_RATE_LIMIT": "off"}
+    service = Service(tmp_path_factory.mktemp("service") / "var", extra_env=quiet)
+    service.start(via_make=True)
     yield service
     service.stop()
 

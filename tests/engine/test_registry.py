@@ -49,7 +49,7 @@ def test_public_names():
         "ModelNotFoundError", "UnknownEngineError", "EngineError",
         "decode_audio", "prepare_audio", "available_engines", "get_engine", "active_engine",
         "engine_status", "embed_audio", "embed_waveform", "reset_engines", "configure",
-        "current_settings",
+        "current_settings", "apply_thread_settings",
     }  # fmt: skip
     assert set(engine.__all__) == expected
     assert all(hasattr(engine, name) for name in expected)
@@ -194,6 +194,19 @@ def test_torch_threads_are_applied(monkeypatch):
     engine.get_engine("ge2e")
 
     assert calls == [1]
+
+
+def test_torch_threads_limit_every_blas_too():
+    """numpy's and scipy's OpenBLAS follow VOICEPRINT_TORCH_THREADS (both start with one
+    thread per core), and the limit holds for what the engine's imports load."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    with threadpool_limits(limits=2, user_api="blas"):  # as a fresh process has them
+        engine.configure(EngineSettings(engine="ge2e", torch_threads=1))
+        engine.get_engine("ge2e")
+        blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    assert blas and all(pool["num_threads"] == 1 for pool in blas), blas
 
 
 def test_embed_audio(tmp_path):

@@ -42,7 +42,8 @@ def queue() -> str:
 
 
 class Worker:
-    """A `celery worker` process (solo pool) consuming one queue; its output goes to `log`."""
+    """A `celery worker` process consuming one queue, with the thread pool of `make worker`;
+    its output goes to `log`."""
 
     def __init__(self, queue: str, log: Path, **env: str):
         require_redis()
@@ -60,8 +61,8 @@ class Worker:
             "-A",
             "config",
             "worker",
-            "--pool=solo",
-            "--concurrency=1",
+            "--pool=threads",
+            "--concurrency=4",
             "-Q",
             queue,
             "--without-gossip",

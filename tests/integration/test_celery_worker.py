@@ -15,6 +15,7 @@ import soundfile
 
 import engine
 from config.celery import app
+from tests.engine.conftest import librispeech_windows
 from tests.integration.conftest import REDIS_URL, keys_holding, new_queue, require_redis
 from tests.local_servers import closed_port
 from voiceprint import job_audio
@@ -64,6 +65,25 @@ def test_the_worker_log_holds_no_embedding_or_audio(worker, through_broker, spee
         assert f"{first}, {second}" not in logged and f"{first},{second}" not in logged
     assert base64.b64encode(speech).decode()[4000:4064] not in logged
     assert keys_holding(speech) == []
+
+
+def test_concurrent_jobs_are_batched_and_each_gets_its_own_result(worker, through_broker):
+    """The worker's thread pool runs queued jobs at once and embeds them as batches: each job
+    still gets exactly its own audio's embedding (8 different speakers)."""
+    through_broker(REDIS_URL)
+    clips = [_wav(window) for window in librispeech_windows(8, 3.0)]
+    expected = [engine.embed_audio(clip).vector for clip in clips]
+
+    pending = [
+        app.send_task(EMBED_TASK, args=[job_audio.put(clip, ttl_seconds=60), None])
+        for clip in clips * 2
+    ]
+    replies = [job.get(timeout=120) for job in pending]
+
+    assert max(reply["batch_size"] for reply in replies) > 1
+    for index, reply in enumerate(replies):
+        vector = np.asarray(reply["vector"], dtype=np.float32)
+        np.testing.assert_allclose(vector, expected[index % len(clips)], atol=1e-5)
 
 
 def test_worker_reports_typed_audio_errors(worker, through_broker):
