@@ -312,6 +312,8 @@ VOICEPRINT_DEFAULT_THRESHOLDS = env_str("VOICEPRINT_DEFAULT_THRESHOLDS")
 VOICEPRINT_HNSW_M = env_int("VOICEPRINT_HNSW_M", 16)
 VOICEPRINT_HNSW_EF_CONSTRUCTION = env_int("VOICEPRINT_HNSW_EF_CONSTRUCTION", 64)
 VOICEPRINT_HNSW_EF_SEARCH = env_int("VOICEPRINT_HNSW_EF_SEARCH", 40)
+# A gallery (store) of at most this many voices is searched exactly, never through the index.
+VOICEPRINT_EXACT_SEARCH_MAX_VOICES = env_int("VOICEPRINT_EXACT_SEARCH_MAX_VOICES", 2000)
 
 # Abuse limits (README "Abuse limits"), counted in the cache above; "off" lifts the counts.
 # Failed bearer-token attempts one client address may make within the window before its

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from utilities.machine import cpu_model
 from utilities.markdown_sections import replace_section
 
 SHARED_AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
@@ -287,16 +288,8 @@ def _machine() -> dict[str, str]:
     import onnxruntime
     import torch
 
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": model,
+        "cpu": cpu_model(),
         "cores": str(os.cpu_count()),
         "python": platform.python_version(),
         "torch": torch.__version__,
