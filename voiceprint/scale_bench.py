@@ -443,9 +443,9 @@ def _query_rows(
         truths.append(nearest)
         exact_ms.append(elapsed)
     rows = [_row(query, "exact", gallery, exact_ms, [True] * len(probes))]
-    passes = [("routed (settings)", None)]
+    passes = [(f"routed (settings: ef_search {settings.VOICEPRINT_HNSW_EF_SEARCH})", None)]
     if ef_sweep:
-        passes = [(f"index, ef_search {ef}", ef) for ef in params.ef_search]
+        passes += [(f"index, ef_search {ef}", ef) for ef in params.ef_search]
     else:
         passes.append(("index forced, ef_search 40", 40))
     for mode, ef in passes:
