@@ -125,8 +125,9 @@ def bench_database(name: str, *, keep: bool = False) -> Iterator[None]:
     touched."""
     default = connections["default"]
     saved = dict(default.settings_dict)
-    if name in {saved.get("NAME"), saved.get("APP_DATABASE"), "postgres"}:
-        raise ValueError(f"refusing to benchmark in database {name!r}")
+    # It is dropped and created again: never a database that could hold anything else.
+    if "bench" not in name or name in {saved.get("NAME"), saved.get("APP_DATABASE")}:
+        raise ValueError(f"refusing to benchmark in database {name!r} (its name needs 'bench')")
     default.close()
     _database_recreate(name, drop_only=False)
     default.settings_dict["NAME"] = name
@@ -162,41 +163,10 @@ def scale_bench_run(
     rng = np.random.default_rng(params.seed)
     dim = distribution.dim
     report.server = _server_versions()
-    raw = _raw_connection()
     vector_index.centroid_index_drop(dim)
     big, small, medium = _tenants_create(params)
-
-    # The big tenant: voices whose probes are asked for are remembered by their row.
-    watched = rng.choice(
-        params.voices - params.insert_sample,
-        size=min(params.queries + params.devices * VOICES_PER_DEVICE, params.voices // 2),
-        replace=False,
-    )
-    watched_means: dict[int, np.ndarray] = {}
     started = time.perf_counter()
-    loaded = 0
-    total_big = params.voices - params.insert_sample
-    while loaded < total_big:
-        count = min(COPY_CHUNK, total_big - loaded)
-        means = distribution.speaker_means(rng, count)
-        centroids = distribution.centroids(means, rng, samples=ENROLLMENT_SAMPLES)
-        for index in watched[(watched >= loaded) & (watched < loaded + count)]:
-            watched_means[int(index)] = means[index - loaded]
-        voice_ids = [f"b{loaded + i:023x}" for i in range(count)]
-        _copy(raw, [big.pk] * count, voice_ids, centroids, distribution)
-        loaded += count
-        progress(f"loaded {loaded:,} / {total_big:,} voices of the big tenant")
-    others: list[tuple[Tenant, list[str], np.ndarray]] = []
-    for tenant, size in [*small, *medium]:
-        means = distribution.speaker_means(rng, size)
-        others.append((tenant, [f"t{tenant.pk:08x}{i:015x}" for i in range(size)], means))
-    _copy(
-        raw,
-        [tenant.pk for tenant, ids, _ in others for _ in ids],
-        [voice_id for _, ids, _ in others for voice_id in ids],
-        np.concatenate([distribution.centroids(means, rng) for _, _, means in others]),
-        distribution,
-    )
+    loaded = _load(big, [*small, *medium], distribution, params, rng, progress)
     report.load_seconds = time.perf_counter() - started
     progress(f"loaded {_count():,} voices in {report.load_seconds:.0f} s; analysing")
     with connection.cursor() as cursor:
@@ -221,12 +191,16 @@ def scale_bench_run(
         cursor.execute("SELECT pg_total_relation_size('voiceprint_voice')")
         report.table_mib = cursor.fetchone()[0] / 2**20
     report.total_voices = _count()
+    report.rows = _query_all(big, small, medium, loaded, distribution, params, progress)
+    report.server_rss_mib, report.server_pss_mib = _server_memory_mib()
+    return report
 
+
+def _query_all(big, small, medium, loaded: _Loaded, distribution, params, progress):
+    """Every query type's rows: store identify in the big, small and medium tenants, and
+    device identify."""
     probe_rng = np.random.default_rng(params.seed + 1)
-    # The watched voices by position: the first `queries` are asked for by store identify,
-    # the next ones are bound to devices.
-    big_ids = [f"b{int(i):023x}" for i in watched]
-    big_means = np.stack([watched_means[int(i)] for i in watched])
+    big_ids, big_means, others = loaded.big_ids, loaded.big_means, loaded.others
     devices = _devices_create(big, big_ids, others, params, probe_rng)
     store_probes = [
         _Probe(big, probe) for probe in distribution.probes(big_means[: params.queries], probe_rng)
@@ -236,7 +210,7 @@ def scale_bench_run(
     engine = distribution.engine
 
     progress(f"querying: {len(store_probes)} store probes x {len(params.ef_search)} ef_search")
-    rows = report.rows
+    rows: list[QueryRow] = []
     store = functools.partial(_query_rows, params=params, engine=engine, top_k=STORE_TOP_K)
     rows += store("store identify, big tenant", f"{params.voices:,}", store_probes)
     sizes = [size for _, size in small]
@@ -248,11 +222,60 @@ def scale_bench_run(
         rows += store("store identify, medium tenant", f"{size:,}", probes, ef_sweep=False)
     progress("querying devices")
     rows += _device_rows(device_probes, engine)
-    report.server_rss_mib, report.server_pss_mib = _server_memory_mib()
-    return report
+    return rows
 
 
 # --- loading --------------------------------------------------------------------------
+
+
+@dataclass
+class _Loaded:
+    """What the queries need to know of the loaded voices: the big tenant's watched voices
+    (the first `queries` are asked for by store identify, the next ones are bound to
+    devices) with their speakers' means, and every other tenant's voices and means."""
+
+    big_ids: list[str]
+    big_means: np.ndarray
+    others: list[tuple[Tenant, list[str], np.ndarray]]
+
+
+def _load(big, others_sizes, distribution, params, rng, progress) -> _Loaded:
+    """COPY the big tenant's voices but the insert sample, in chunks, then the others'."""
+    raw = _raw_connection()
+    total_big = params.voices - params.insert_sample
+    watched = rng.choice(
+        total_big,
+        size=min(params.queries + params.devices * VOICES_PER_DEVICE, params.voices // 2),
+        replace=False,
+    )
+    watched_means: dict[int, np.ndarray] = {}
+    loaded = 0
+    while loaded < total_big:
+        count = min(COPY_CHUNK, total_big - loaded)
+        means = distribution.speaker_means(rng, count)
+        centroids = distribution.centroids(means, rng, samples=ENROLLMENT_SAMPLES)
+        for index in watched[(watched >= loaded) & (watched < loaded + count)]:
+            watched_means[int(index)] = means[index - loaded]
+        voice_ids = [f"b{loaded + i:023x}" for i in range(count)]
+        _copy(raw, [big.pk] * count, voice_ids, centroids, distribution)
+        loaded += count
+        progress(f"loaded {loaded:,} / {total_big:,} voices of the big tenant")
+    others: list[tuple[Tenant, list[str], np.ndarray]] = []
+    for tenant, size in others_sizes:
+        means = distribution.speaker_means(rng, size)
+        others.append((tenant, [f"t{tenant.pk:08x}{i:015x}" for i in range(size)], means))
+    _copy(
+        raw,
+        [tenant.pk for tenant, ids, _ in others for _ in ids],
+        [voice_id for _, ids, _ in others for voice_id in ids],
+        np.concatenate([distribution.centroids(means, rng) for _, _, means in others]),
+        distribution,
+    )
+    return _Loaded(
+        big_ids=[f"b{int(i):023x}" for i in watched],
+        big_means=np.stack([watched_means[int(i)] for i in watched]),
+        others=others,
+    )
 
 
 def _raw_connection():
