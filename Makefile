@@ -6,7 +6,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run dev banner worker migrate test lint bench bench-load bench-accuracy bench-adaptation bench-enrollment calibration-ge2e clean-db
+.PHONY: help install run dev banner worker migrate test lint bench bench-load bench-accuracy bench-adaptation bench-enrollment bench-scale calibration-ge2e scale-ge2e clean-db
 
 help:
 	@echo "make run     set up .venv, migrate, serve on http://127.0.0.1:$(PORT) (gunicorn)"
@@ -18,6 +18,8 @@ help:
 	@echo "make bench-accuracy  decisions on household, noisy probes: docs/ACCURACY.md"
 	@echo "make bench-adaptation  safe adaptation over time, off and on: docs/ADAPTATION.md"
 	@echo "make bench-enrollment  enrollment length and sample gates: docs/ENROLLMENT.md"
+	@echo "make bench-scale  nearest-voice search at 1 M voices (up to an hour): docs/BENCHMARKS.md"
+	@echo "               (SCALE_VOICES=20000 for a run of a few minutes)"
 	@echo "make lint    ruff"
 
 # torch is installed first and pinned: this CPU build is on the machines' disk, and any
@@ -105,6 +107,19 @@ bench-enrollment: install
 calibration-ge2e: install
 	VOICEPRINT_TORCH_THREADS=1 $(PY) manage.py build_cohort $(LIBRISPEECH) --engine ge2e --part cohort
 	VOICEPRINT_TORCH_THREADS=1 $(PY) manage.py fit_calibration $(LIBRISPEECH) --engine ge2e --part fit
+
+# Nearest-voice search at scale (voiceprint/scale_bench.py): 1 M voices of one tenant, 1,000
+# small tenants and devices in a scratch database (voiceprint_bench, dropped at the end), drawn
+# from the fitted GE2E distribution; latency and recall@1 per query type and ef_search, index
+# build time, insert rate, index size, server memory. Up to an hour at 1 M on 2 busy cores.
+SCALE_VOICES ?= 1000000
+bench-scale: install
+	$(PY) manage.py bench_scale --voices $(SCALE_VOICES) --markdown docs/BENCHMARKS.md
+
+# How engine/heads/scale-ge2e.npz was made (a few minutes): GE2E embeddings of 2.5 s pieces of
+# every shared LibriSpeech speaker, their between- and within-speaker covariance.
+scale-ge2e: install
+	VOICEPRINT_TORCH_THREADS=1 $(PY) manage.py fit_scale_distribution $(LIBRISPEECH) --engine ge2e --no-progress
 
 # Stop and delete the embedded database (var/pgdata). Asks nothing: use with care.
 clean-db:

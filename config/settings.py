@@ -313,9 +313,16 @@ VOICEPRINT_EMBED_TIMEOUT = env_float("VOICEPRINT_EMBED_TIMEOUT", 30.0)
 VOICEPRINT_DEFAULT_THRESHOLDS = env_str("VOICEPRINT_DEFAULT_THRESHOLDS")
 # The HNSW indexes on voice centroids (voiceprint/services/vector_index.py): build
 # parameters, used when an index is (re)built, and the search breadth of store-wide identify.
-VOICEPRINT_HNSW_M = env_int("VOICEPRINT_HNSW_M", 16)
-VOICEPRINT_HNSW_EF_CONSTRUCTION = env_int("VOICEPRINT_HNSW_EF_CONSTRUCTION", 64)
-VOICEPRINT_HNSW_EF_SEARCH = env_int("VOICEPRINT_HNSW_EF_SEARCH", 40)
+# Measured by `make bench-scale` on GE2E-like embeddings (docs/BENCHMARKS.md): pgvector's
+# defaults (m 16, ef_construction 64) miss the nearest voice of one probe in nine at
+# ef_search 40 over 200 k voices, and need ef_search 400 for every one; m 32,
+# ef_construction 128 find 98 % at 40 and all at 100, in half that time, for a build three
+# times as long.
+VOICEPRINT_HNSW_M = env_int("VOICEPRINT_HNSW_M", 32)
+VOICEPRINT_HNSW_EF_CONSTRUCTION = env_int("VOICEPRINT_HNSW_EF_CONSTRUCTION", 128)
+VOICEPRINT_HNSW_EF_SEARCH = env_int("VOICEPRINT_HNSW_EF_SEARCH", 100)
+# A gallery (store) of at most this many voices is searched exactly, never through the index.
+VOICEPRINT_EXACT_SEARCH_MAX_VOICES = env_int("VOICEPRINT_EXACT_SEARCH_MAX_VOICES", 2000)
 
 # Abuse limits (README "Abuse limits"), counted in the cache above; "off" lifts the counts.
 # Failed bearer-token attempts one client address may make within the window before its

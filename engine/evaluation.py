@@ -177,6 +177,25 @@ def evaluate_files(
     """As :func:`evaluate_folder`, for an explicit list of files and their speaker labels."""
     if len(files) != len(labels):
         raise ValueError("one label per file is needed")
+    vectors, item_labels, report = embed_segments(
+        files, labels, engine, segment_seconds=segment_seconds, progress=progress
+    )
+    if report.items >= 2:
+        _score(report, vectors, item_labels)
+    return report
+
+
+def embed_segments(
+    files: Sequence[Path],
+    labels: Sequence[str],
+    engine: SpeakerEngine | str | None = None,
+    *,
+    segment_seconds: float | None,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, EvaluationReport]:
+    """The embeddings of each file's speech (or of its consecutive ``segment_seconds``
+    pieces), their speaker labels, and the report so far (skipped files, speech and
+    embedding time; no scores)."""
     engine = _resolve(engine)
     report = EvaluationReport(
         engine=engine.name,
@@ -186,11 +205,9 @@ def evaluate_files(
         segment_seconds=segment_seconds,
     )
     vectors, item_labels = _embed_all(engine, files, labels, report, progress, segment_seconds)
-    report.items = len(item_labels)
-    report.speakers = len(set(item_labels))
-    if report.items >= 2:
-        _score(report, np.stack(vectors), np.asarray(item_labels))
-    return report
+    report.items, report.speakers = len(item_labels), len(set(item_labels))
+    stacked = np.stack(vectors) if vectors else np.zeros((0, engine.dim), dtype=np.float32)
+    return stacked, np.asarray(item_labels), report
 
 
 def _resolve(engine: SpeakerEngine | str | None) -> SpeakerEngine:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import numpy as np
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Cast, Trunc
@@ -136,15 +137,20 @@ def voice_list_nearest(
     approximate one may miss. Under a selective filter the graph can lead the scan through
     deleted and filtered-out entries only and return nothing at all (seen: a device with
     one voice answered no voice once, in a database full of other tests' dead rows).
+    Without `exact`, a gallery of at most VOICEPRINT_EXACT_SEARCH_MAX_VOICES voices is
+    compared exactly too: below that size exact search is as fast as the index (measured
+    by `make bench-scale`, docs/BENCHMARKS.md) and always right, and the planner must not
+    walk the graph of a million voices to find a small tenant's few.
     """
     dim = len(vector)
     typed_centroid = Cast("centroid", VectorField(dimensions=dim))
+    gallery = candidates.filter(engine_name=engine_name, dim=dim, centroid__isnull=False)
     query = (
-        candidates.filter(engine_name=engine_name, dim=dim, centroid__isnull=False)
-        .select_related("role")
+        gallery.select_related("role")
         .annotate(distance=CosineDistance(typed_centroid, vector))
         .order_by("distance")[:top_k]
     )
+    exact = exact or _gallery_is_small(gallery)
     with transaction.atomic(), connection.cursor() as cursor:
         if exact:
             cursor.execute("SET LOCAL enable_indexscan = off")
@@ -155,7 +161,19 @@ def voice_list_nearest(
             # farther one was returned, and so under-returned too. The few rows are sorted
             # here instead.
             cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            # The breadth of the graph search: recall against latency (docs/BENCHMARKS.md).
+            cursor.execute(
+                "SELECT set_config('hnsw.ef_search', %s, true)",
+                [str(settings.VOICEPRINT_HNSW_EF_SEARCH)],
+            )
         return sorted(query, key=lambda voice: voice.distance)
+
+
+def _gallery_is_small(gallery: QuerySet[Voice]) -> bool:
+    """At most VOICEPRINT_EXACT_SEARCH_MAX_VOICES voices (counted up to one more, so a
+    big gallery costs that many index entries, not a full count)."""
+    limit = settings.VOICEPRINT_EXACT_SEARCH_MAX_VOICES
+    return limit > 0 and gallery[: limit + 1].count() <= limit
 
 
 def operating_point_get(tenant: Tenant, *, engine_name: str) -> float | None:
