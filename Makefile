@@ -6,7 +6,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run dev banner worker migrate test lint bench bench-load bench-accuracy bench-adaptation bench-enrollment bench-scale calibration-ge2e scale-ge2e clean-db
+.PHONY: help install run dev banner worker migrate test lint bench bench-load bench-accuracy bench-adaptation bench-enrollment bench-scale bench-bulk calibration-ge2e scale-ge2e clean-db
 
 help:
 	@echo "make run     set up .venv, migrate, serve on http://127.0.0.1:$(PORT) (gunicorn)"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench-enrollment  enrollment length and sample gates: docs/ENROLLMENT.md"
 	@echo "make bench-scale  nearest-voice search at 1 M voices (up to an hour): docs/BENCHMARKS.md"
 	@echo "               (SCALE_VOICES=20000 for a run of a few minutes)"
+	@echo "make bench-bulk  bulk imports, index kept row by row vs fast path: docs/BENCHMARKS.md"
 	@echo "make lint    ruff"
 
 # torch is installed first and pinned: this CPU build is on the machines' disk, and any
@@ -100,6 +101,12 @@ bench-enrollment: install
 	VOICEPRINT_TORCH_THREADS=1 $(PY) manage.py evaluate_household $(LIBRISPEECH) --engine ge2e --part report \
 		--windows 2 --snrs clean,10,5 --enrollment-seconds 1,1.5,2,3,4,5,6 --enrollment-gates \
 		--no-progress --markdown docs/ENROLLMENT.md
+
+# Bulk imports (voiceprint/services/bulk.py) with the HNSW index kept row by row and on the
+# fast path (dropped, loaded, built), 20 k voices onto 0, 20 k and 40 k, in a scratch database:
+# the measurement behind VOICEPRINT_BULK_INDEX_THRESHOLD (about 10 minutes on 2 busy cores).
+bench-bulk: install
+	$(PY) manage.py bench_bulk --voices 20000 --rounds 3 --markdown docs/BENCHMARKS.md
 
 # How engine/heads/cohort-ge2e.npy and calibration-ge2e.json were made (a few minutes).
 # One torch thread per process: thousands of short clips, and on a busy machine two spinning

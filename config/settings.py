@@ -323,6 +323,11 @@ VOICEPRINT_HNSW_EF_CONSTRUCTION = env_int("VOICEPRINT_HNSW_EF_CONSTRUCTION", 128
 VOICEPRINT_HNSW_EF_SEARCH = env_int("VOICEPRINT_HNSW_EF_SEARCH", 100)
 # A gallery (store) of at most this many voices is searched exactly, never through the index.
 VOICEPRINT_EXACT_SEARCH_MAX_VOICES = env_int("VOICEPRINT_EXACT_SEARCH_MAX_VOICES", 2000)
+# Bulk runs (enroll_folder, reembed, import_embeddings) writing at least this many rows drop
+# the HNSW index of the dimensions they write and build it once at the end
+# (voiceprint/services/bulk.py); smaller ones keep it up to date row by row. The default is
+# where drop + load + build overtakes row by row (README "Bulk runs", measured there).
+VOICEPRINT_BULK_INDEX_THRESHOLD = env_int("VOICEPRINT_BULK_INDEX_THRESHOLD", 10000)
 
 # Abuse limits (README "Abuse limits"), counted in the cache above; "off" lifts the counts.
 # Failed bearer-token attempts one client address may make within the window before its

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,15 @@ import numpy as np
 
 VP = "/v1/voiceprint/"
 QUALITY_FIELDS = {"speech_seconds", "snr_db", "clipping"}
+
+
+def command_output(*args: str) -> str:
+    """What a management command prints on stdout, run without its progress bar."""
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command(*args, "--no-progress", stdout=out, stderr=io.StringIO())
+    return out.getvalue()
 
 
 def b64(audio: bytes) -> str:

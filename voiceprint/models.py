@@ -113,7 +113,8 @@ class VoiceSample(models.Model):
     Once VOICEPRINT_AUDIO_RETENTION_DAYS have passed, `manage.py purge_audio` deletes the
     recording (`audio` becomes "", `audio_purged_at` is set): the sample keeps its
     embedding, speech, quality and agreement, so the voice keeps working, but nothing can
-    be recomputed from it any more (voiceprint.services.retention)."""
+    be recomputed from it any more (voiceprint.services.retention). Imported embeddings
+    (`imported`) are samples of that kind from the start."""
 
     voice = models.ForeignKey(Voice, on_delete=models.CASCADE, related_name="samples")
     #: The stored (encrypted) recording; "" once purged.
@@ -148,6 +149,13 @@ class VoiceSample(models.Model):
 
     def __str__(self) -> str:
         return f"sample {self.pk} of {self.voice}"
+
+    @property
+    def imported(self) -> bool:
+        """An embedding imported without audio (`manage.py import_embeddings`): such a
+        sample is marked purged from the start, its `audio_purged_at` no later than its
+        `created_at` (a purge always comes after)."""
+        return self.audio_purged_at is not None and self.audio_purged_at <= self.created_at
 
 
 class OperatingPoint(TenantOwned):

@@ -141,7 +141,7 @@ def test_reembed_reports_voices_it_cannot_recompute(household, django_capture_on
 
     output = run("reembed")
 
-    assert f"voice {fangjun.voice_id}: the audio of 1 of its 2 sample(s) was purged" in output
+    assert f"voice {fangjun.voice_id}: no audio to re-embed for 1 of its 2 sample(s)" in output
     assert "1 voice(s) re-embedded with ge2e, 0 failed, 1 not recomputable" in output
     fangjun.refresh_from_db()
     leijun.refresh_from_db()

@@ -1,21 +1,17 @@
 """enroll_folder, reembed and evaluate on real speech."""
 
-from io import StringIO
-
 import numpy as np
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 
 from devices.services import device_create
+from tests.helpers import command_output
 from voiceprint.models import Voice
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 
-def run(*args) -> str:
-    out = StringIO()
-    call_command(*args, "--no-progress", stdout=out, stderr=StringIO())
-    return out.getvalue()
+run = command_output
 
 
 @pytest.fixture

@@ -10,11 +10,20 @@
 - `consent`: the consent record of an enrollment, and the tenant setting requiring it;
 - `export`: everything held about a voice, in one archive;
 - `calibration`: a tenant's operating point, fitted on its labelled audio;
-- `enrollment_limits`: the cap on the API's enrollments per device and hour.
+- `enrollment_limits`: the cap on the API's enrollments per device and hour;
+- `bulk`: the fast path of large bulk runs (index dropped, rows loaded, index built), and
+  the import of existing embeddings.
 
 Callers import from `voiceprint.services`; the names below are the public ones.
 """
 
+from voiceprint.services.bulk import (
+    ImportResult,
+    bulk_is_large,
+    centroid_indexes_restore,
+    centroid_indexes_suspended,
+    voices_import,
+)
 from voiceprint.services.calibration import (
     OperatingPointFit,
     operating_point_delete,
@@ -76,6 +85,7 @@ __all__ = [
     "Consent",
     "EmbeddedAudio",
     "EnrollmentReport",
+    "ImportResult",
     "OperatingPointFit",
     "PurgedAudioError",
     "Reembed",
@@ -90,6 +100,9 @@ __all__ = [
     "audio_read",
     "audio_retention_cutoff",
     "audio_store",
+    "bulk_is_large",
+    "centroid_indexes_restore",
+    "centroid_indexes_suspended",
     "cosine_similarity",
     "device_capacity_check",
     "device_enrollments_reserve",
@@ -115,6 +128,7 @@ __all__ = [
     "voice_similar_voices",
     "voice_update",
     "voice_verify",
+    "voices_import",
     "voices_score",
     "wav_encode",
 ]

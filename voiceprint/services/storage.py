@@ -54,10 +54,15 @@ class StoredAudioError(ApiError):
 
 
 class PurgedAudioError(ApiError):
-    """A sample whose recording the retention purged (40400): its embedding is kept, its
-    audio is gone for good."""
+    """A sample whose recording the retention purged, or that was imported without one
+    (40400): its embedding is kept, its audio is gone for good."""
 
     def __init__(self, sample: VoiceSample) -> None:
+        if sample.imported:
+            super().__init__(
+                ErrorCode.NOT_FOUND, "sample has no audio: it was imported as an embedding"
+            )
+            return
         days = settings.VOICEPRINT_AUDIO_RETENTION_DAYS
         if days is None:  # the setting was turned off since: say how old the audio was
             days = (sample.audio_purged_at - sample.created_at).days
