@@ -67,6 +67,8 @@ _batchers: dict[str, MicroBatcher] = {}
 _active: SpeakerEngine | None = None
 _fallback_reason: str | None = None
 _torch_threads_applied = 0
+#: The torch thread count this OS thread has set (see _limit_this_thread).
+_this_thread = threading.local()
 
 
 @dataclass(frozen=True, eq=False)
@@ -259,6 +261,7 @@ def embed_waveform(
 
 def _embed(prepared: PreparedAudio, engine_name: str | None) -> EmbeddingResult:
     engine = active_engine() if engine_name is None else get_engine(engine_name)
+    _limit_this_thread(current_settings())
     batched = batcher_for(engine).embed(prepared.waveform)
     return EmbeddingResult(
         vector=batched.vector,
@@ -269,6 +272,19 @@ def _embed(prepared: PreparedAudio, engine_name: str | None) -> EmbeddingResult:
         quality=prepared.quality,
         batch_size=batched.batch_size,
     )
+
+
+def _limit_this_thread(settings: EngineSettings) -> None:
+    """VOICEPRINT_TORCH_THREADS in the calling thread too. torch.set_num_threads in the thread
+    that loaded the engine is not enough for the others (web request threads, a Celery
+    thread pool): measured on the busy 2-core machine, GE2E embeddings from pool threads took
+    376 ms at the median with stalls of 5 to 20 s, against 52 ms once each thread set it."""
+    wanted = settings.torch_threads
+    if wanted > 0 and getattr(_this_thread, "torch_threads", 0) != wanted:
+        import torch
+
+        torch.set_num_threads(wanted)
+        _this_thread.torch_threads = wanted
 
 
 def batcher_for(engine: SpeakerEngine) -> MicroBatcher:

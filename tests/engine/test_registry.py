@@ -196,6 +196,33 @@ def test_torch_threads_are_applied(monkeypatch):
     assert calls == [1]
 
 
+def test_each_thread_that_embeds_sets_the_torch_threads_once(monkeypatch):
+    """Request threads and Celery pool threads embed, not the thread that loaded the engine;
+    without their own torch.set_num_threads they ran many times slower (engine.registry)."""
+    import torch
+
+    engine.configure(EngineSettings(engine="ge2e", torch_threads=1))
+    engine.get_engine("ge2e")
+    speech = read_speech(ZH_DIR / "enroll" / "fangjun-sr-2.wav")
+    calls: list[str] = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(
+        torch, "set_num_threads", lambda n: (calls.append(threading.current_thread().name), real(n))
+    )
+
+    def twice() -> None:
+        engine.embed_waveform(speech)
+        engine.embed_waveform(speech)
+
+    threads = [threading.Thread(target=twice, name=f"request-{i}") for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(calls) == ["request-0", "request-1"]
+
+
 def test_torch_threads_limit_every_blas_too():
     """numpy's and scipy's OpenBLAS follow VOICEPRINT_TORCH_THREADS (both start with one
     thread per core), and the limit holds for what the engine's imports load."""
