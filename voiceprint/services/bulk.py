@@ -27,7 +27,7 @@ from audit.services import audit_record
 from roles.selectors import role_get_default
 from tenancy.models import Tenant
 from voiceprint.embedding_files import EmbeddingRow, embedding_rows_check
-from voiceprint.models import Voice, VoiceSample
+from voiceprint.models import SampleKind, Voice, VoiceSample
 from voiceprint.services.vector_index import (
     DIMENSIONS,
     centroid_index_build,
@@ -184,7 +184,6 @@ def voices_import(
 
 def _import_batch(tenant: Tenant, rows: list[EmbeddingRow], *, engine_name: str, dim: int) -> None:
     role, threshold = role_get_default(tenant), default_similarity_threshold(engine_name)
-    speech, now = settings.VOICEPRINT_ENROLL_TARGET_SECONDS, timezone.now()
     with transaction.atomic():
         voices = Voice.objects.bulk_create(
             Voice(
@@ -193,13 +192,18 @@ def _import_batch(tenant: Tenant, rows: list[EmbeddingRow], *, engine_name: str,
             )
             for row in rows
         )  # fmt: skip
-        VoiceSample.objects.bulk_create(
-            VoiceSample(
-                voice=voice, audio="", audio_purged_at=now, engine_name=engine_name,
-                embedding=row.vector, duration_seconds=speech, speech_seconds=speech,
+        # Each voice's one sample holds its centroid, copied inside the database: sending
+        # every vector a second time and preparing it in Python took 30 times as long.
+        # Created and "purged" at the same instant: VoiceSample.imported.
+        speech, now = settings.VOICEPRINT_ENROLL_TARGET_SECONDS, timezone.now()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {VoiceSample._meta.db_table} (voice_id, audio, audio_purged_at, "
+                "engine_name, embedding, duration_seconds, speech_seconds, kind, created_at) "
+                "SELECT id, '', %s, engine_name, centroid, %s, %s, %s, %s "
+                f"FROM {Voice._meta.db_table} WHERE id = ANY(%s)",
+                [now, speech, speech, SampleKind.ENROLLMENT.value, now, [v.pk for v in voices]],
             )
-            for voice, row in zip(voices, rows, strict=True)
-        )  # fmt: skip
 
 
 def _import_audit(
