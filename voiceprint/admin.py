@@ -137,6 +137,10 @@ class VoiceSampleInline(admin.TabularInline):
     def player(self, sample: VoiceSample) -> str:
         if sample.pk is None:
             return "—"
+        if sample.imported:
+            return format_html(
+                '<span title="{}">no audio</span>', "imported as an embedding (import_embeddings)"
+            )
         if sample.audio_purged_at is not None:
             return format_html(
                 '<span title="deleted after VOICEPRINT_AUDIO_RETENTION_DAYS; the voiceprint '

@@ -141,7 +141,7 @@ def bulk_bench_markdown(runs: list[BulkRun], *, voices: int) -> str:
         f"{datetime.date.today().isoformat()}.",
         "",
         "| voices already there | row by row: s | row by row: voices/s | fast path: s "
-        "| fast path: voices/s | of which index build: s | fast path faster by |",
+        "| fast path: voices/s | index build alone: s | fast path faster by |",
         "|---|---|---|---|---|---|---|",
     ]
     by_before: dict[int, dict[str, BulkRun]] = {}

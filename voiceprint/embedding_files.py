@@ -137,12 +137,18 @@ def _json_row(number: int, item: dict) -> EmbeddingRow:
     return EmbeddingRow(
         line=number,
         name=name if isinstance(name, str) else "",
-        # float64 first: a value beyond float32's range is refused as not finite, not
-        # silently turned into infinity with a warning.
-        vector=np.asarray(embedding, dtype=np.float64),
+        vector=_compact(np.asarray(embedding, dtype=np.float64)),
         store=store,
         labels=labels,
     )
+
+
+def _compact(vector: np.ndarray) -> np.ndarray:
+    """float32 (half the memory of a large file) when the values fit it; otherwise kept as
+    they are, for the check to refuse or scale them rather than have them overflow here."""
+    if vector.size and np.all(np.isfinite(vector)) and np.max(np.abs(vector)) < 1e38:
+        return vector.astype(np.float32)
+    return vector
 
 
 def _numpy_rows(path: Path, names: list, embeddings: np.ndarray) -> list[EmbeddingRow]:
@@ -151,6 +157,6 @@ def _numpy_rows(path: Path, names: list, embeddings: np.ndarray) -> list[Embeddi
     if len(names) != len(embeddings):
         raise EmbeddingFileError(f"{path}: {len(names)} names for {len(embeddings)} embeddings")
     return [
-        EmbeddingRow(line=i, name=str(name).strip(), vector=np.asarray(vector, dtype=np.float64))
+        EmbeddingRow(line=i, name=str(name).strip(), vector=vector)
         for i, (name, vector) in enumerate(zip(names, embeddings, strict=True), start=1)
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from django.contrib import admin
 from django.core.files.base import ContentFile
@@ -15,8 +16,9 @@ from tests.conftest import make_client, stored_files
 from tests.console.conftest import tone_wav
 from tests.console.test_operator_isolation import admin_url, sample_formset
 from tests.helpers import VP, envelope
-from voiceprint.models import VoiceSample
-from voiceprint.services import audio_retention_cutoff, voice_audio_purge
+from voiceprint.embedding_files import EmbeddingRow
+from voiceprint.models import Voice, VoiceSample
+from voiceprint.services import audio_retention_cutoff, voice_audio_purge, voices_import
 
 pytestmark = pytest.mark.django_db
 
@@ -339,6 +341,17 @@ class TestVoices:
         audio = superuser_client.get(url)
         assert audio.status_code == 404
         assert "purged after 30 days" in audio.content.decode()
+
+    def test_imported_voice_shows_no_audio(self, superuser_client, acme):
+        row = EmbeddingRow(line=1, name="imported", vector=np.ones(256, dtype=np.float32))
+        voices_import(acme.tenant, rows=[row], engine_name="ge2e", store="default")
+        voice = Voice.objects.get(name="imported")
+        page = superuser_client.get(admin_url("voiceprint_voice", "change", voice.pk))
+        assert ">no audio<" in page.content.decode()
+        url = admin_url("voiceprint_voice", "sample_audio", voice.samples.get().pk)
+        audio = superuser_client.get(url)
+        assert audio.status_code == 404
+        assert "imported as an embedding" in audio.content.decode()
 
     def test_missing_audio_file_is_404(self, superuser_client, acme):
         acme.sample.audio.storage.delete(acme.sample.audio.name)

@@ -149,6 +149,22 @@ def test_index_is_built_again_after_a_failure_and_a_new_run_resumes(
     assert centroid_index_exists(DIM)
 
 
+def test_a_run_small_beside_the_voices_already_indexed_keeps_the_index(
+    tenant, shared_audio, low_threshold, settings
+):
+    bulk.voices_import(tenant, rows=rows(shared_audio), engine_name="ge2e", store="default")
+    settings.VOICEPRINT_BULK_INDEX_THRESHOLD = 5
+    # 8 rows reach the threshold, but a build over 33 + 8 would cost more than inserting 8:
+    # they are fewer than REBUILD_SHARE of the 33 already there.
+    more = [
+        EmbeddingRow(line=i, name=f"more-{i}", vector=np.asarray(vector))
+        for i, (_, vector) in enumerate(crowd(8, seed=2), start=1)
+    ]
+    result, seen_during = import_watching_the_index(tenant, more)
+    assert result.imported == 8 and not result.fast_path and seen_during == [True]
+    assert bulk.bulk_is_large(9, indexed=33)
+
+
 def test_a_missing_index_left_by_a_killed_run_is_built_by_the_next_run(tenant, shared_audio):
     centroid_index_drop(DIM)
     result = bulk.voices_import(

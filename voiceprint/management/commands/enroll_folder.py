@@ -12,6 +12,7 @@ from devices.models import Device
 from devices.selectors import device_get
 from engine.evaluation import audio_files, speaker_label
 from tenancy.models import Tenant
+from voiceprint.management.commands._progress import note_writer
 from voiceprint.models import Voice
 from voiceprint.services import centroid_indexes_suspended, voice_create, voice_sample_add
 
@@ -65,7 +66,7 @@ class Command(BaseCommand):
             centroid_indexes_suspended(
                 dims=[dim],
                 rows=total,
-                notify=lambda line: bar.write(line, file=self.stdout, end=""),
+                notify=note_writer(self.stdout),
             ),
         ):
             enrolled, skipped_files = self._enroll(owner, target, todo, bar)

@@ -8,6 +8,7 @@ from tqdm import tqdm
 import engine
 from tenancy.models import Tenant
 from voiceprint.embedding_files import EmbeddingFileError, embedding_rows_read
+from voiceprint.management.commands._progress import note_writer
 from voiceprint.models import DEFAULT_STORE
 from voiceprint.services import voices_import
 
@@ -38,6 +39,10 @@ class Command(BaseCommand):
         if owner is None:
             raise CommandError(f"no tenant {tenant!r}")
         try:
+            engine.get_engine(engine_name)  # unknown or unavailable: said before any work
+        except engine.EngineError as exc:
+            raise CommandError(str(exc)) from exc
+        try:
             rows = embedding_rows_read(file, names=options["names"])
         except (EmbeddingFileError, OSError, ValueError) as exc:
             raise CommandError(f"{file}: nothing imported: {exc}") from exc
@@ -51,12 +56,10 @@ class Command(BaseCommand):
                     engine_name=engine_name,
                     store=store,
                     progress=bar.update,
-                    notify=lambda line: bar.write(line, file=self.stdout, end=""),
+                    notify=note_writer(self.stdout),
                 )
             except EmbeddingFileError as exc:
                 raise CommandError(f"{file}: nothing imported: {exc}") from exc
-            except engine.EngineError as exc:
-                raise CommandError(str(exc)) from exc
         self.stdout.write(
             f"{result.imported} voice(s) imported into {tenant} ({engine_name}), "
             f"{result.skipped} already there (skipped)."

@@ -7,6 +7,7 @@ from tqdm import tqdm
 
 import engine
 from core.exceptions import ApiError
+from voiceprint.management.commands._progress import note_writer
 from voiceprint.models import Voice
 from voiceprint.services import Reembed, centroid_indexes_suspended, voice_reembed
 
@@ -52,7 +53,7 @@ class Command(BaseCommand):
             centroid_indexes_suspended(
                 dims={target_dim, *(voice.dim for voice in pending)},
                 rows=len(pending),
-                notify=lambda line: bar.write(line, file=self.stdout, end=""),
+                notify=note_writer(self.stdout),
             ),
         ):
             for voice in bar:
