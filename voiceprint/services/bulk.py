@@ -46,9 +46,9 @@ _BULK_LOCK = 0x766F696365_01
 #: The fast path builds the index over every voice of the dimension, not only the new ones:
 #: it pays only when the rows written are at least this share of those already indexed.
 #: `make bench-bulk` (20 k voices onto 0, 20 k, 40 k; 2 busy cores): row by row 66-177
-#: voices/s, loading without the index 310-440/s, a build 1100-1700 voices/s of the whole
-#: table, so the fast path wins from about 0.17 x the voices already there; rounded up,
-#: because while the index is missing store-wide queries are exact and slower.
+#: voices/s, loading without the index 310-570/s, a build 1100-1700 voices/s of the whole
+#: table, so the fast path wins from about 0.15-0.17 x the voices already there; rounded
+#: up, because while the index is missing store-wide queries are exact and slower.
 REBUILD_SHARE = 0.25
 
 
