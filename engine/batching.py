@@ -111,6 +111,9 @@ class MicroBatcher:
         try:
             self._run(batch)
         finally:
+            for item in batch:  # interrupted (KeyboardInterrupt, SystemExit): say so, not None
+                if item.vector is None and item.error is None:
+                    item.error = RuntimeError("the batch was interrupted")
             with self._lock:
                 if self._queue:
                     successor = self._queue[0]
