@@ -58,6 +58,35 @@ def test_a_small_gallery_is_searched_exactly_a_bigger_one_by_the_index(
         )
 
     sent = " ".join(query["sql"] for query in queries.captured_queries)
-    assert ("enable_indexscan = off" in sent) is searched_exactly
     assert ("'hnsw.ef_search', '123'" in sent) is not searched_exactly
     assert nearest[0].pk == voices[2].pk and len(nearest) == 2
+    (search,) = [q["sql"] for q in queries.captured_queries if "<=>" in q["sql"]]
+    assert ("voice_centroid_256_hnsw" in _plan(search)) is not searched_exactly
+
+
+def test_an_exact_search_is_one_statement_the_index_cannot_serve(media_root):
+    owner = make.tenant()
+    kitchen = make.device(owner, "kitchen")
+    voices = [make.speaker_voice(owner, s, devices=[kitchen]) for s in make.ZH_SPEAKERS]
+    probe = np.asarray(voices[0].centroid, dtype=np.float32)
+
+    with CaptureQueriesContext(connection) as queries:
+        nearest = voice_list_nearest(
+            Voice.objects.filter(bindings__device=kitchen),
+            vector=probe,
+            engine_name=voices[0].engine_name,
+            top_k=8,
+            exact=True,
+        )
+
+    (search,) = queries.captured_queries  # no transaction, no planner setting
+    with connection.cursor() as cursor:  # the planner would rather use the index
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        assert "hnsw" not in _plan(search["sql"])
+    assert nearest[0].pk == voices[0].pk
+
+
+def _plan(sql: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql)
+        return "\n".join(row[0] for row in cursor.fetchall())
