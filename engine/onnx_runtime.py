@@ -48,6 +48,10 @@ ONNX_TOLERANCE = 1e-4
 #: The same on CUDA, looser: cuDNN picks other convolution algorithms (and TF32 on Ampere
 #: and later), which moves the last digits; a broken export still differs by ~1.
 ONNX_CUDA_TOLERANCE = 1e-2
+#: cuDNN's default (exhaustive) search benchmarks every convolution algorithm at the first
+#: run of each input shape, and every utterance length is a new shape: a heuristic choice
+#: keeps the first request of each length from taking seconds.
+CUDA_OPTIONS = {"cudnn_conv_algo_search": "HEURISTIC"}
 #: int8 is offered only where its embeddings of every check clip keep this cosine with fp32.
 INT8_MIN_COSINE = 0.99
 #: At most this many real speech clips, each cut to this length, check the int8 copy.
@@ -163,6 +167,8 @@ def cached(path: Path, make: Callable[[Path], None], use: Callable[[Path], T]) -
         make(path)
     try:
         return use(path)
+    except ProviderUnavailableError:  # not the file's fault
+        raise
     except Exception:
         if made:
             raise
@@ -174,7 +180,7 @@ def cached(path: Path, make: Callable[[Path], None], use: Callable[[Path], T]) -
 # ---------------------------------------------------------------------------- sessions
 
 
-def choose_providers(choice: str) -> list[str]:
+def choose_providers(choice: str) -> list[str | tuple[str, dict[str, str]]]:
     """ONNX Runtime providers for VOICEPRINT_ONNX_PROVIDER `choice`, best first.
 
     Raises ProviderUnavailableError for `cuda` where onnxruntime offers no CUDA."""
@@ -184,7 +190,7 @@ def choose_providers(choice: str) -> list[str]:
         return [CPU]
     available = ort.get_available_providers()
     if CUDA in available:
-        return [CUDA, CPU]  # CPU runs what CUDA has no kernel for
+        return [(CUDA, CUDA_OPTIONS), CPU]  # CPU runs what CUDA has no kernel for
     if choice == "cuda":
         raise ProviderUnavailableError(
             f"VOICEPRINT_ONNX_PROVIDER=cuda, but onnxruntime {ort.__version__} offers no "
@@ -194,7 +200,9 @@ def choose_providers(choice: str) -> list[str]:
     return [CPU]
 
 
-def ort_session(path: Path, threads: int, providers: Sequence[str] = (CPU,)) -> Any:
+def ort_session(
+    path: Path, threads: int, providers: Sequence[str | tuple[str, dict[str, str]]] = (CPU,)
+) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
