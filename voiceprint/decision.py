@@ -170,7 +170,9 @@ def _z_threshold(
     if threshold >= 1.0:
         return float("inf")  # "never", as under the raw rule
     if operating_point is not None and default is not None and np.isclose(threshold, default):
-        return operating_point + scorer.z_threshold(raised) - scorer.z_threshold(threshold)
+        # The shift first: (point + a) - a is not always `point` in floating point, and a
+        # score exactly on the operating point must pass.
+        return operating_point + (scorer.z_threshold(raised) - scorer.z_threshold(threshold))
     return scorer.z_threshold(raised)
 
 
