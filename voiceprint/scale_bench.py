@@ -74,7 +74,7 @@ class ScaleParams:
     ef_construction: int | None = None
     #: Voices inserted one by one into the indexed table (part of `voices`).
     insert_sample: int = 1_000
-    work_mem: str = "2GB"
+    work_mem: str = "4GB"
     seed: int = 0
 
 

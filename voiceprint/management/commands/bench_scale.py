@@ -37,7 +37,7 @@ class Command(BaseCommand):
         add("--m", type=int, help="HNSW m (default: VOICEPRINT_HNSW_M)")
         add("--ef-construction", type=int, help="default: VOICEPRINT_HNSW_EF_CONSTRUCTION")
         add("--insert-sample", type=int, default=1_000, help="voices inserted row by row")
-        add("--work-mem", default="2GB", help="maintenance_work_mem of the index build")
+        add("--work-mem", default="4GB", help="maintenance_work_mem of the index build")
         add("--engine", default="ge2e", help="engine whose fitted distribution is used")
         add("--database", default="voiceprint_bench", help="scratch database name")
         add("--keep", action="store_true", help="keep the scratch database")
