@@ -13,13 +13,11 @@ import datetime
 import os
 import platform
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection
 from django.test.utils import override_settings
 
 import engine
@@ -47,36 +45,6 @@ class BulkRun:
     @property
     def rate(self) -> float:
         return self.rows / self.seconds
-
-
-@contextmanager
-def scratch_database(name: str) -> Iterator[None]:
-    """Django's default connection on a fresh, migrated database `name` of the same server
-    for the duration; dropped at the end."""
-    default = connections["default"]
-    saved = dict(default.settings_dict)
-    if name in {saved.get("NAME"), saved.get("APP_DATABASE"), "postgres"}:
-        raise ValueError(f"refusing to benchmark in database {name!r}")
-    _recreate(name, create=True)
-    default.close()
-    default.settings_dict.update(
-        NAME=name, **({"APP_DATABASE": name} if "APP_DATABASE" in saved else {})
-    )
-    try:
-        call_command("migrate", verbosity=0)
-        yield
-    finally:
-        default.close()
-        default.settings_dict.clear()
-        default.settings_dict.update(saved)
-        _recreate(name, create=False)
-
-
-def _recreate(name: str, *, create: bool) -> None:
-    with connections["default"]._nodb_cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if create:
-            cursor.execute(f'CREATE DATABASE "{name}"')
 
 
 def bulk_bench_run(

@@ -21,14 +21,13 @@ import functools
 import os
 import platform
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connection
 from django.test.utils import override_settings
 
 from devices.models import Device
@@ -116,38 +115,6 @@ class _Probe:
     tenant: Tenant
     vector: np.ndarray
     device: Device | None = None
-
-
-@contextmanager
-def bench_database(name: str, *, keep: bool = False) -> Iterator[None]:
-    """Point Django's default connection at a fresh database `name` on the same server for
-    the duration (dropped at the end unless `keep`); the configured database is never
-    touched."""
-    default = connections["default"]
-    saved = dict(default.settings_dict)
-    # It is dropped and created again: never a database that could hold anything else.
-    if "bench" not in name or name in {saved.get("NAME"), saved.get("APP_DATABASE")}:
-        raise ValueError(f"refusing to benchmark in database {name!r} (its name needs 'bench')")
-    default.close()
-    _database_recreate(name, drop_only=False)
-    default.settings_dict["NAME"] = name
-    if "APP_DATABASE" in saved:
-        default.settings_dict["APP_DATABASE"] = name
-    try:
-        yield
-    finally:
-        default.close()
-        default.settings_dict.clear()
-        default.settings_dict.update(saved)
-        if not keep:
-            _database_recreate(name, drop_only=True)
-
-
-def _database_recreate(name: str, *, drop_only: bool) -> None:
-    with connections["default"]._nodb_cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            cursor.execute(f'CREATE DATABASE "{name}"')
 
 
 def scale_bench_run(

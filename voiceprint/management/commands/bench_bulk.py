@@ -4,8 +4,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
+from core.scratch_database import scratch_database
 from utilities.markdown_sections import replace_section
-from voiceprint.bulk_bench import bulk_bench_markdown, bulk_bench_run, scratch_database
+from voiceprint.bulk_bench import bulk_bench_markdown, bulk_bench_run
 
 
 class Command(BaseCommand):

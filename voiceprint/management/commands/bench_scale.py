@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from core.scratch_database import scratch_database
 from engine.scale_distribution import ScaleDistributionError, scale_distribution_load
 from utilities.markdown_sections import replace_section
-from voiceprint.scale_bench import ScaleParams, bench_database, report_markdown, scale_bench_run
+from voiceprint.scale_bench import ScaleParams, report_markdown, scale_bench_run
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -75,9 +75,8 @@ class Command(BaseCommand):
                 elapsed = time.perf_counter() - started
                 self.stderr.write(f"[{elapsed:6.0f} s] {message}")
 
-        with bench_database(options["database"], keep=options["keep"]):
-            progress(f"migrating the scratch database {options['database']}")
-            call_command("migrate", verbosity=0, interactive=False)
+        progress(f"creating and migrating the scratch database {options['database']}")
+        with scratch_database(options["database"], keep=options["keep"]):
             report = scale_bench_run(distribution, params, progress)
         text = report_markdown(report)
         self.stdout.write(text)
