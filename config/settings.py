@@ -321,6 +321,9 @@ VOICEPRINT_DEFAULT_THRESHOLDS = env_str("VOICEPRINT_DEFAULT_THRESHOLDS")
 VOICEPRINT_HNSW_M = env_int("VOICEPRINT_HNSW_M", 32)
 VOICEPRINT_HNSW_EF_CONSTRUCTION = env_int("VOICEPRINT_HNSW_EF_CONSTRUCTION", 128)
 VOICEPRINT_HNSW_EF_SEARCH = env_int("VOICEPRINT_HNSW_EF_SEARCH", 100)
+# Memory for building an HNSW index (PostgreSQL's maintenance_work_mem, for the build only):
+# an m 32 graph takes about 2 KB a voice; a build that outgrows this goes on disk, 4x slower.
+VOICEPRINT_HNSW_BUILD_MEMORY = env_str("VOICEPRINT_HNSW_BUILD_MEMORY", "1GB")
 # A gallery (store) of at most this many voices is searched exactly, never through the index.
 VOICEPRINT_EXACT_SEARCH_MAX_VOICES = env_int("VOICEPRINT_EXACT_SEARCH_MAX_VOICES", 2000)
 # Bulk runs (enroll_folder, reembed, import_embeddings) writing at least this many rows drop

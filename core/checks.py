@@ -10,6 +10,7 @@ reads the value the code will use, whatever set it (the environment, a test's ov
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -145,6 +146,20 @@ def check_cache_url(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     return [Error(why, id="voiceprint.E008")]
 
 
+#: A PostgreSQL memory size, as maintenance_work_mem takes it: "1GB", "512MB", "65536" (kB).
+MEMORY_SIZE = re.compile(r"^\d+\s*(kB|MB|GB|TB)?$")
+
+
+def check_index_build_memory(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    """VOICEPRINT_HNSW_BUILD_MEMORY must be a size PostgreSQL reads, or every index build
+    (a migration, a bulk run) would fail at its end."""
+    size = settings.VOICEPRINT_HNSW_BUILD_MEMORY
+    if MEMORY_SIZE.match(size):
+        return []
+    why = f"VOICEPRINT_HNSW_BUILD_MEMORY must be a PostgreSQL memory size such as 2GB, not {size!r}"
+    return [Error(why, id="voiceprint.E009")]
+
+
 def check_audio_key(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     """VOICEPRINT_AUDIO_KEY: base64 keys of 32 bytes (utilities/sealing.py), as the storage
     of enrollment audio will read them. The message never repeats a key."""
@@ -171,5 +186,6 @@ SETTINGS_CHECKS: tuple[Callable[..., list[CheckMessage]], ...] = (
     check_positive_limits,
     check_logging,
     check_cache_url,
+    check_index_build_memory,
     check_audio_key,
 )

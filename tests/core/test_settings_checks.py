@@ -171,6 +171,16 @@ def test_a_cache_url_that_is_not_redis_is_reported(settings):
     assert "VOICEPRINT_CACHE_URL" in messages["voiceprint.E008"]
 
 
+@pytest.mark.parametrize(("size", "ok"), [("2GB", True), ("512 MB", True), ("65536", True),
+                                          ("2 gigs", False), ("-1GB", False)])  # fmt: skip
+def test_the_index_build_memory_must_be_a_postgresql_size(settings, size, ok):
+    settings.VOICEPRINT_HNSW_BUILD_MEMORY = size
+
+    messages = reported()
+
+    assert list(messages) == ([] if ok else ["voiceprint.E009"])
+
+
 @pytest.mark.parametrize(
     ("keys", "problem"),
     [

@@ -51,13 +51,15 @@ def centroid_index_build(
     *,
     m: int | None = None,
     ef_construction: int | None = None,
-    work_mem: str = "1GB",
+    work_mem: str | None = None,
 ) -> None:
     """Build the index of dimension `dim` if it is missing.
 
-    The graph is built in memory when it fits `work_mem` (PostgreSQL's maintenance_work_mem),
-    which is much faster than on disk; parallel maintenance workers share the build.
+    The graph is built in memory when it fits `work_mem` (PostgreSQL's maintenance_work_mem;
+    default VOICEPRINT_HNSW_BUILD_MEMORY), which is much faster than on disk (a 1 M-voice
+    build slowed to a quarter once it outgrew it); parallel maintenance workers share it.
     """
+    work_mem = work_mem or settings.VOICEPRINT_HNSW_BUILD_MEMORY
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('maintenance_work_mem', %s, false)", [work_mem])
         cursor.execute(index_create_sql(dim, m=m, ef_construction=ef_construction))
