@@ -172,9 +172,10 @@ def voice_list_nearest(
 
 def _gallery_is_small(gallery: QuerySet[Voice]) -> bool:
     """At most VOICEPRINT_EXACT_SEARCH_MAX_VOICES voices (counted up to one more, so a
-    big gallery costs that many index entries, not a full count)."""
+    big gallery costs that many rows, not a full count). Unordered: under Voice's default
+    ordering the database sorted the whole gallery first (126 ms at 200 k voices)."""
     limit = settings.VOICEPRINT_EXACT_SEARCH_MAX_VOICES
-    return limit > 0 and gallery[: limit + 1].count() <= limit
+    return limit > 0 and gallery.order_by()[: limit + 1].count() <= limit
 
 
 def operating_point_get(tenant: Tenant, *, engine_name: str) -> float | None:

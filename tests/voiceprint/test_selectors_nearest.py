@@ -62,6 +62,9 @@ def test_a_small_gallery_is_searched_exactly_a_bigger_one_by_the_index(
     assert nearest[0].pk == voices[2].pk and len(nearest) == 2
     (search,) = [q["sql"] for q in queries.captured_queries if "<=>" in q["sql"]]
     assert ("voice_centroid_256_hnsw" in _plan(search)) is not searched_exactly
+    # The size check stops at limit + 1 rows: it must not sort the gallery first.
+    (size_check,) = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"]]
+    assert "ORDER BY" not in size_check
 
 
 def test_an_exact_search_is_one_statement_the_index_cannot_serve(media_root):
