@@ -66,7 +66,6 @@ _engines: dict[str, SpeakerEngine] = {}
 _batchers: dict[str, MicroBatcher] = {}
 _active: SpeakerEngine | None = None
 _fallback_reason: str | None = None
-_torch_threads_applied = 0
 #: The torch thread count this OS thread has set (see _limit_this_thread).
 _this_thread = threading.local()
 
@@ -166,15 +165,10 @@ def apply_thread_settings() -> None:
 
 
 def _apply_torch_threads(settings: EngineSettings) -> None:
-    """VOICEPRINT_TORCH_THREADS for torch and for numpy's BLAS (the GE2E mel filterbank is a
-    BLAS product): on a busy machine, a 0.1 ms product took up to 60 ms whenever OpenBLAS's
-    second thread waited for a core."""
-    global _torch_threads_applied
-    if settings.torch_threads > 0 and settings.torch_threads != _torch_threads_applied:
-        import torch
-
-        torch.set_num_threads(settings.torch_threads)
-        _torch_threads_applied = settings.torch_threads
+    """VOICEPRINT_TORCH_THREADS for torch (in this thread) and numpy's BLAS (the mel
+    filterbank is a BLAS product): on a busy machine, a 0.1 ms product took up to 60 ms
+    whenever OpenBLAS's second thread waited for a core."""
+    _limit_this_thread(settings)
     _limit_blas(settings)
 
 

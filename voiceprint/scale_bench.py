@@ -34,7 +34,7 @@ from devices.models import Device
 from engine.scale_distribution import ScaleDistribution
 from tenancy.models import Tenant
 from tenancy.scoping import owned
-from utilities.machine import cpu_model
+from utilities.machine import cpu_model, load_average
 from voiceprint.models import DEFAULT_STORE, Voice, VoiceBinding, VoiceStatus
 from voiceprint.selectors import voice_list_nearest
 from voiceprint.services import vector_index
@@ -506,9 +506,8 @@ def _pss(pid: int) -> int:
 
 
 def _machine() -> str:
-    model = cpu_model()
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, load {load}"
+    python = platform.python_version()
+    return f"{cpu_model()}, {os.cpu_count()} cores, Python {python}, load {load_average()}"
 
 
 def _server_versions() -> str:

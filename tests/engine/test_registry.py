@@ -186,7 +186,7 @@ def test_torch_threads_are_applied(monkeypatch):
 
     calls = []
     monkeypatch.setattr(torch, "set_num_threads", calls.append)
-    monkeypatch.setattr(registry, "_torch_threads_applied", 0)
+    monkeypatch.setattr(registry, "_this_thread", threading.local())  # as a fresh thread
     engine.configure(EngineSettings(engine="ge2e", torch_threads=1))
 
     engine.get_engine("ge2e")
