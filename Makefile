@@ -6,7 +6,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run dev banner worker migrate test lint bench bench-load bench-accuracy bench-adaptation bench-enrollment bench-scale bench-bulk calibration-ge2e scale-ge2e clean-db
+.PHONY: help install run dev banner worker migrate test lint bench bench-load bench-stream bench-accuracy bench-adaptation bench-enrollment bench-scale bench-bulk bench-spoof bench-spoof-speed calibration-ge2e scale-ge2e clean-db
 
 help:
 	@echo "make run     set up .venv, migrate, serve on http://127.0.0.1:$(PORT) (gunicorn)"
@@ -15,12 +15,15 @@ help:
 	@echo "make worker  start a Celery worker (needs CELERY_BROKER_URL)"
 	@echo "make bench   measure the speaker engines, write docs/BENCHMARKS.md"
 	@echo "make bench-load  concurrent identify through HTTP, in-process and Celery: docs/BENCHMARKS.md"
+	@echo "make bench-stream  WS /v1/voiceprint/stream: first partials, concurrent streams: docs/BENCHMARKS.md"
 	@echo "make bench-accuracy  decisions on household, noisy probes: docs/ACCURACY.md"
 	@echo "make bench-adaptation  safe adaptation over time, off and on: docs/ADAPTATION.md"
 	@echo "make bench-enrollment  enrollment length and sample gates: docs/ENROLLMENT.md"
 	@echo "make bench-scale  nearest-voice search at 1 M voices (up to an hour): docs/BENCHMARKS.md"
 	@echo "               (SCALE_VOICES=20000 for a run of a few minutes)"
 	@echo "make bench-bulk  bulk imports, index kept row by row vs fast path: docs/BENCHMARKS.md"
+	@echo "make bench-spoof  anti-spoofing: default model and threshold: docs/ACCURACY.md"
+	@echo "make bench-spoof-speed  what anti-spoofing adds to a probe: docs/BENCHMARKS.md"
 	@echo "make lint    ruff"
 
 # torch is installed first and pinned: this CPU build is on the machines' disk, and any
@@ -78,6 +81,13 @@ bench: install
 bench-load: install
 	VOICEPRINT_TORCH_THREADS=1 VOICEPRINT_SHARED_DIR=$(SHARED) $(PY) -m config.bench_load --out docs/BENCHMARKS.md
 
+# Streaming identification (WS /v1/voiceprint/stream) through the production server: how soon
+# the first right partial comes, compute per partial, and how many real-time streams the
+# machine keeps up with (1 to 16 at once); about 6 minutes. STREAM_SECONDS, STREAM_LEVELS,
+# STREAM_SPEAKERS, STREAM_SPEED for a shorter run (config/bench_stream.py).
+bench-stream: install
+	VOICEPRINT_TORCH_THREADS=1 VOICEPRINT_SHARED_DIR=$(SHARED) $(PY) -m config.bench_stream --out docs/BENCHMARKS.md
+
 # The shared speech (VOICEPRINT_SHARED_DIR, else ../shared); its LibriSpeech speakers fall in
 # three fixed parts by a hash of their label: cohort, fit (calibration) and report.
 SHARED ?= $(or $(VOICEPRINT_SHARED_DIR),../shared)
@@ -107,6 +117,20 @@ bench-enrollment: install
 # the measurement behind VOICEPRINT_BULK_INDEX_THRESHOLD (about 10 minutes on 2 busy cores).
 bench-bulk: install
 	$(PY) manage.py bench_bulk --voices 20000 --rounds 3 --markdown docs/BENCHMARKS.md
+
+# The spoofing countermeasure (engine/spoof_bench.py): bona fide pieces of the shared speech,
+# espeak-ng synthesis and simulated replays made in var/spoof-material (fit and report
+# speakers apart), both AASIST sizes; the threshold is chosen on the fit speakers, the rates
+# quoted on the report ones. Needs espeak-ng (apt-get install espeak-ng). Each piece costs
+# about 2 s of CPU per model here: SPOOF_SPEAKERS LibriSpeech speakers (with the 5 Mandarin
+# ones: about 120 bona fide pieces, 30 minutes on 2 busy cores); empty for all 251 (hours).
+SPOOF_SPEAKERS ?= 40
+bench-spoof: install
+	$(PY) -m engine.spoof_bench --audio $(SHARED)/audio --work var/spoof-material \
+		$(if $(SPOOF_SPEAKERS),--speakers $(SPOOF_SPEAKERS)) --out docs/ACCURACY.md
+
+bench-spoof-speed: install
+	$(PY) -m engine.spoof_speed --audio $(SHARED)/audio --out docs/BENCHMARKS.md
 
 # How engine/heads/cohort-ge2e.npy and calibration-ge2e.json were made (a few minutes).
 # One torch thread per process: thousands of short clips, and on a busy machine two spinning

@@ -33,6 +33,8 @@ loglevel = settings.LOG_LEVEL.lower()
 limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
+#: Seconds a worker leaving gives its WebSocket connections to close (within graceful_timeout).
+WEBSOCKET_CLOSE_TIMEOUT = 5.0
 
 
 def post_worker_init(worker) -> None:
@@ -53,3 +55,10 @@ def child_exit(server, worker) -> None:
     """Drop a dead worker's live gauges from the shared metrics folder."""
     if env_str("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_exit(server, worker) -> None:
+    """Tell this worker's WebSocket clients the server is going away (close 1001), inside
+    the master's graceful_timeout. It runs in the worker, on SIGTERM after the in-flight
+    HTTP requests, on SIGINT/SIGQUIT at once."""
+    worker.shutdown_websockets(timeout=WEBSOCKET_CLOSE_TIMEOUT)

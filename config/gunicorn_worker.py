@@ -1,10 +1,16 @@
-"""A gunicorn worker that answers malformed HTTP in the API's own reply shape.
+"""A gunicorn worker that answers malformed HTTP in the API's own reply shape, and hands
+WebSocket upgrades to an asyncio loop in the same process.
 
 gunicorn refuses some requests before Django sees them (a request line over 8 KB, too many
 or too large headers, a malformed request line) and answers with a plain-text page. Under
 `/v1/voiceprint/` the contract is the `{code, msg, data}` envelope whatever goes wrong, and
 under `/v1/voice/` the `{"error": {...}}` body: this worker keeps both. The path is taken
 from the request when gunicorn parsed it, else from the start of the request line.
+
+A WebSocket upgrade request (GET with `Upgrade: websocket` and `Connection: upgrade`) is not
+WSGI's: the worker gives its socket to the process's `config.websocket_bridge.WebSocketBridge`,
+which serves `config.asgi.application` on its own event loop, and forgets the connection.
+Every other request is served by the threads as before.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 import errno
 import re
 import selectors
+import socket
+import threading
 from functools import partial
 
 from gunicorn.http import errors as http_errors
@@ -66,7 +74,10 @@ class EnvelopeConnection(gthread.TConn):
 
 
 class EnvelopeThreadWorker(gthread.ThreadWorker):
-    """gunicorn's threaded worker, with API-shaped refusals."""
+    """gunicorn's threaded worker, with API-shaped refusals and WebSocket upgrades."""
+
+    _websocket_bridge = None
+    _websocket_lock = threading.Lock()
 
     def accept(self, server, listener):
         # gthread.ThreadWorker.accept, with our connection class.
@@ -82,6 +93,36 @@ class EnvelopeThreadWorker(gthread.ThreadWorker):
             if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
 
+    def handle_request(self, req, conn):
+        if not is_websocket_upgrade(req) or self.cfg.is_ssl:
+            return super().handle_request(req, conn)
+        self._websockets().serve(
+            _take_socket(conn),
+            path=req.path,
+            query_string=req.query.encode("latin-1"),
+            headers=req.headers,
+            client=conn.client,
+            server=conn.server,
+            leftover=conn.parser.unreader.buf.getvalue(),  # read beyond the request's head
+        )
+        return False  # gunicorn forgets the connection; closing its detached socket is a no-op
+
+    def _websockets(self):
+        with self._websocket_lock:
+            if self._websocket_bridge is None:
+                from config.asgi import application
+                from config.websocket_bridge import WebSocketBridge
+
+                self._websocket_bridge = WebSocketBridge(application)
+            return self._websocket_bridge
+
+    def shutdown_websockets(self, *, timeout: float) -> None:
+        """Close this process's WebSocket connections with 1001 (going away)."""
+        if self._websocket_bridge is not None:
+            self._websocket_bridge.shutdown(
+                code=1001, reason="server shutting down", timeout=timeout
+            )
+
     def handle_error(self, req, client, addr, exc):
         path = getattr(req, "path", None) or getattr(exc, "request_path", None) or ""
         reply = api_error_reply(path, exc)
@@ -92,6 +133,27 @@ class EnvelopeThreadWorker(gthread.ThreadWorker):
             client.sendall(reply)
         except OSError:
             self.log.debug("failed to send the error reply")
+
+
+def is_websocket_upgrade(req) -> bool:
+    """GET with `Upgrade: websocket` and a `Connection` header naming `upgrade`."""
+    if req.method != "GET":
+        return False
+    upgrade = connection = ""
+    for name, value in req.headers:
+        if name == "UPGRADE":
+            upgrade = value
+        elif name == "CONNECTION":
+            connection += "," + value
+    tokens = {token.strip().lower() for token in connection.split(",")}
+    return upgrade.strip().lower() == "websocket" and "upgrade" in tokens
+
+
+def _take_socket(conn) -> socket.socket:
+    """The connection's socket as a new object; gunicorn's own is left detached, so that
+    gunicorn's close (or shutdown) of it cannot reach the connection."""
+    sock = conn.sock
+    return socket.socket(sock.family, sock.type, sock.proto, fileno=sock.detach())
 
 
 def _path_from_line(line: bytes) -> str:

@@ -19,6 +19,12 @@ Metrics (Prometheus text format 0.0.4):
 - `voiceprint_identify_total{model, surface}` and `voiceprint_identify_matched_total{model,
   surface}`: 1:N identifications and those that matched; `surface` is `device`
   (POST /v1/voiceprint/voices/identify) or `store` (POST /v1/voice/identify).
+- Streams (WS /v1/voiceprint/stream, docs/STREAMING.md): `voiceprint_streams_open` gauge
+  (summed over live processes), `voiceprint_streams_closed_total{code}` (the close code,
+  refusals before the stream opened included),
+  `voiceprint_stream_events_total{type}` (events sent), `voiceprint_stream_partial_seconds`
+  histogram (the compute time of one partial result: embedding, search, decision) and
+  `voiceprint_stream_partials_dropped_total` (partials not sent to a client reading slowly).
 
 Processes: by default each process has its own registry, so behind several gunicorn workers
 each scrape sees one worker only. Set PROMETHEUS_MULTIPROC_DIR to an empty, writable
@@ -41,6 +47,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -89,6 +96,27 @@ IDENTIFY_MATCHED = Counter(
     ["model", "surface"],
 )
 
+STREAMS_OPEN = Gauge(
+    "voiceprint_streams_open",
+    "WebSocket identification streams open now.",
+    multiprocess_mode="livesum",
+)
+STREAMS_CLOSED = Counter(
+    "voiceprint_streams_closed", "Streams closed, by WebSocket close code.", ["code"]
+)
+STREAM_EVENTS = Counter(
+    "voiceprint_stream_events", "Events sent on identification streams, by type.", ["type"]
+)
+STREAM_PARTIAL = Histogram(
+    "voiceprint_stream_partial_seconds",
+    "Compute time of one partial stream result (embedding, search and decision).",
+    buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5),
+)
+STREAM_PARTIALS_DROPPED = Counter(
+    "voiceprint_stream_partials_dropped",
+    "Partial results not sent because the client read its events too slowly.",
+)
+
 
 def status_class(status_code: int) -> str:
     return f"{status_code // 100}xx"
@@ -119,6 +147,30 @@ def count_identify(model: str, surface: str, matched: bool) -> None:
     IDENTIFY.labels(model, surface).inc()
     if matched:
         IDENTIFY_MATCHED.labels(model, surface).inc()
+
+
+def stream_opened() -> None:
+    STREAMS_OPEN.inc()
+
+
+def stream_closed(code: int, *, opened: bool) -> None:
+    """A stream closed with `code`: one that was opened (stream_opened), or one refused
+    before it was (authentication, scope, the tenant's limit)."""
+    if opened:
+        STREAMS_OPEN.dec()
+    STREAMS_CLOSED.labels(str(code)).inc()
+
+
+def count_stream_event(kind: str) -> None:
+    STREAM_EVENTS.labels(kind).inc()
+
+
+def observe_stream_partial(seconds: float) -> None:
+    STREAM_PARTIAL.observe(max(seconds, 0.0))
+
+
+def count_stream_partial_dropped() -> None:
+    STREAM_PARTIALS_DROPPED.inc()
 
 
 def _registry() -> CollectorRegistry:

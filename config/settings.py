@@ -21,6 +21,7 @@ from utilities.env import (
     env_float,
     env_int,
     env_list,
+    env_optional_float,
     env_path,
     env_rate,
     env_str,
@@ -364,6 +365,30 @@ VOICEPRINT_AUDIT_RETENTION_DAYS = env_int("VOICEPRINT_AUDIT_RETENTION_DAYS", 365
 #: Days enrollment recordings are kept (`manage.py purge_audio` deletes older ones; the
 #: voices keep their embeddings); None ("off", the default): kept as long as their voice.
 VOICEPRINT_AUDIO_RETENTION_DAYS = env_count("VOICEPRINT_AUDIO_RETENTION_DAYS", None)
+
+# Anti-spoofing (README "Anti-spoofing"; docs/ACCURACY.md). The countermeasure (AASIST) is
+# the engine's setting VOICEPRINT_SPOOF_MODEL; a probe scoring below this threshold is a
+# spoof (unset: the model's default, measured with `make bench-spoof`). Probes are checked
+# when the request asks, else as the device says, else as the tenant says.
+VOICEPRINT_SPOOF_THRESHOLD = env_optional_float("VOICEPRINT_SPOOF_THRESHOLD")
+#: Check every enrollment sample too: a spoofed one is refused (40003) with the reason.
+VOICEPRINT_ENROLL_ANTI_SPOOFING = env_bool("VOICEPRINT_ENROLL_ANTI_SPOOFING", False)
+
+# Streaming identification, WS /v1/voiceprint/stream (docs/STREAMING.md).
+#: Seconds of audio one stream may carry, and seconds it may stay silent (no message).
+VOICEPRINT_STREAM_MAX_SECONDS = env_float("VOICEPRINT_STREAM_MAX_SECONDS", 600.0)
+VOICEPRINT_STREAM_IDLE_TIMEOUT = env_float("VOICEPRINT_STREAM_IDLE_TIMEOUT", 10.0)
+#: Streams a tenant may have open at once (over all web processes when the cache is Redis).
+VOICEPRINT_STREAM_MAX_PER_TENANT = env_int("VOICEPRINT_STREAM_MAX_PER_TENANT", 16)
+#: Silence that ends an utterance, and the longest utterance before it is cut.
+VOICEPRINT_STREAM_ENDPOINT_MS = env_int("VOICEPRINT_STREAM_ENDPOINT_MS", 600)
+VOICEPRINT_STREAM_MAX_UTTERANCE_SECONDS = env_float("VOICEPRINT_STREAM_MAX_UTTERANCE_SECONDS", 15.0)
+#: Partial results: after this much speech, at most this often, on this much of the utterance.
+VOICEPRINT_STREAM_PARTIAL_MIN_SPEECH = env_float("VOICEPRINT_STREAM_PARTIAL_MIN_SPEECH", 1.0)
+VOICEPRINT_STREAM_PARTIAL_INTERVAL_MS = env_int("VOICEPRINT_STREAM_PARTIAL_INTERVAL_MS", 500)
+VOICEPRINT_STREAM_PARTIAL_WINDOW = env_float("VOICEPRINT_STREAM_PARTIAL_WINDOW", 3.0)
+#: Threads per web process that run the streams' database and engine work.
+VOICEPRINT_STREAM_THREADS = env_int("VOICEPRINT_STREAM_THREADS", 8)
 
 # The web server of `make run` (gunicorn, config/gunicorn_conf.py): worker processes, each
 # with its own copy of the in-process engine, and threads per worker.

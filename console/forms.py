@@ -181,6 +181,14 @@ class IdentifyForm(ScopedForm):
         help_text="Optional: also decide whether the speaker may interrupt this agent.",
     )
     top_k = forms.IntegerField(min_value=1, max_value=16, initial=3, label="Candidates")
+    anti_spoofing = forms.NullBooleanField(
+        required=False,
+        label="Anti-spoofing",
+        widget=forms.Select(
+            choices=[("unknown", "As the device says"), ("true", "Check"), ("false", "Skip")]
+        ),
+        help_text="Check the recording for recorded or synthetic speech.",
+    )
 
 
 class AgentForm(ScopedForm):

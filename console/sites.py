@@ -27,6 +27,11 @@ class ConsoleAdminSite(admin.AdminSite):
     def get_urls(self):
         return [
             path("identify/", self.admin_view(self.identify_view), name="identify"),
+            path(
+                "identify/stream-ticket/",
+                self.admin_view(views.identify_stream_ticket),
+                name="identify_stream_ticket",
+            ),
             *super().get_urls(),
         ]
 

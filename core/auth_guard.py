@@ -30,20 +30,32 @@ LIMIT_NAME = "failed-authentication limit"
 
 def client_address(request: HttpRequest) -> str:
     """The client's address, as far as trusted proxies vouch for it."""
+    return forwarded_client_address(
+        remote_addr=request.META.get("REMOTE_ADDR", ""),
+        forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR", ""),
+    )
+
+
+def forwarded_client_address(*, remote_addr: str, forwarded_for: str) -> str:
+    """The client's address from the peer's and the X-Forwarded-For header (see above)."""
     proxies = settings.VOICEPRINT_TRUSTED_PROXIES
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
     if proxies <= 0 or not hops:
-        return request.META.get("REMOTE_ADDR", "")
+        return remote_addr
     return hops[-min(proxies, len(hops))]
 
 
 def auth_lockout_check(request: HttpRequest) -> None:
     """Refuse (42900) a request from a locked-out address before its token is checked."""
+    address_lockout_check(client_address(request))
+
+
+def address_lockout_check(address: str) -> None:
+    """Refuse (42900) a locked-out client address (a request's, or a WebSocket's)."""
     if settings.VOICEPRINT_AUTH_FAILURE_LIMIT is None:
         return
     with failing_open(LIMIT_NAME):
-        until = cache.get(_lock_key(client_address(request)))
+        until = cache.get(_lock_key(address))
         if until is not None:
             raise _locked_out(until - time.time())
 
@@ -51,11 +63,15 @@ def auth_lockout_check(request: HttpRequest) -> None:
 def auth_failure_record(request: HttpRequest) -> None:
     """Count one failed attempt of the request's address; the one that reaches the limit
     locks the address out for the window."""
+    address_failure_record(client_address(request))
+
+
+def address_failure_record(address: str) -> None:
+    """Count one failed attempt of a client address (see auth_failure_record)."""
     limit = settings.VOICEPRINT_AUTH_FAILURE_LIMIT
     if limit is None:
         return
     window = settings.VOICEPRINT_AUTH_FAILURE_WINDOW
-    address = client_address(request)
     with failing_open(LIMIT_NAME):
         # Counted with room for limit - 1: the limit-th failure is the one refused a place.
         place = window_take(cache, f"authfail:{address}", limit=limit - 1, duration=window)

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from rest_framework import authentication, exceptions, permissions
 
 from audit.context import set_actor, token_actor
-from core.auth_guard import auth_failure_record, auth_lockout_check
+from core.auth_guard import (
+    address_failure_record,
+    address_lockout_check,
+    auth_failure_record,
+    auth_lockout_check,
+)
+from core.exceptions import ApiError, ErrorCode
 from tenancy.models import ApiToken, Tenant, TokenScope
 from tenancy.selectors import token_find_active
 from tenancy.services import token_mark_used
@@ -47,18 +53,12 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         except exceptions.AuthenticationFailed:
             auth_failure_record(request)
             raise
-        token_mark_used(token)
-        set_actor(token_actor(token.prefix))
-        principal = TenantPrincipal(
-            tenant=token.tenant, token_id=token.pk, scope=token.scope, device_id=token.device_id
-        )
-        return principal, token
+        return token_principal(token), token
 
     def _find_token(self, header: str) -> ApiToken:
-        scheme, _, plaintext = header.partition(" ")
-        plaintext = plaintext.strip()
-        if scheme.lower() != self.keyword.lower() or not plaintext:
-            raise exceptions.AuthenticationFailed("Authorization must be 'Bearer <token>'")
+        plaintext = bearer_plaintext(header)
+        if plaintext is None:
+            raise exceptions.AuthenticationFailed(BEARER_FORMAT)
         token = token_find_active(plaintext=plaintext)
         if token is None:
             raise exceptions.AuthenticationFailed("invalid or revoked token")
@@ -66,6 +66,38 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return f'{self.keyword} realm="api"'
+
+
+#: What a malformed Authorization header is told.
+BEARER_FORMAT = "Authorization must be 'Bearer <token>'"
+
+
+def bearer_plaintext(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header; None when it holds none."""
+    scheme, _, plaintext = header.partition(" ")
+    plaintext = plaintext.strip()
+    return plaintext if scheme.lower() == "bearer" and plaintext else None
+
+
+def token_principal(token: ApiToken) -> TenantPrincipal:
+    """The principal of a token just found active: noted as used, and the audit's actor."""
+    token_mark_used(token)
+    set_actor(token_actor(token.prefix))
+    return TenantPrincipal(
+        tenant=token.tenant, token_id=token.pk, scope=token.scope, device_id=token.device_id
+    )
+
+
+def authenticate_plaintext(plaintext: str, *, address: str) -> TenantPrincipal:
+    """A bearer token presented outside DRF (the WebSocket stream), with the same lockout
+    and failure counting per client address: ApiError 40100 for a token that is unknown
+    or revoked, Throttled (42900) for a locked-out address."""
+    address_lockout_check(address)
+    token = token_find_active(plaintext=plaintext.strip()) if plaintext.strip() else None
+    if token is None:
+        address_failure_record(address)
+        raise ApiError(ErrorCode.UNAUTHORIZED, "invalid or revoked token")
+    return token_principal(token)
 
 
 class IsTenant(permissions.BasePermission):

@@ -6,6 +6,10 @@ A window is counted in slices, each an atomic counter (`cache.incr`, atomic in R
 local memory), so that every event is counted whatever process sees it and exactly the limit
 is let through; an event is forgotten between 90% and 100% of the window after it happened.
 
+Concurrent places (the open streams of a tenant) are leases: `limit` keys, each taken with an
+atomic `cache.add` and kept alive by its holder, so a holder that dies frees its place when
+its lease runs out.
+
 When the cache cannot be reached a limit is not enforced (with a WARNING, at most once a
 minute per process and limit): an unreachable Redis must not take the API down with it.
 """
@@ -105,3 +109,26 @@ def warn_cache_unreachable(limit_name: str, exc: Exception) -> None:
     if now - _last_warning.get(limit_name, -math.inf) >= CACHE_WARNING_INTERVAL:
         _last_warning[limit_name] = now
         logger.warning("%s not enforced: the cache is unreachable (%s)", limit_name, exc)
+
+
+def lease_take(cache: BaseCache, key: str, *, limit: int, holder: str, ttl: float) -> str | None:
+    """Take one of `limit` places under `key` for `holder`, for `ttl` seconds unless renewed
+    (lease_renew); the place's name, or None when all are held. A holder that dies without
+    lease_release frees its place when the lease expires."""
+    for index in range(limit):
+        place = f"{key}:{index}"
+        if cache.add(place, holder, timeout=math.ceil(ttl)):
+            return place
+    return None
+
+
+def lease_renew(cache: BaseCache, place: str, *, holder: str, ttl: float) -> bool:
+    """Keep `place` for `ttl` more seconds; False when it was lost (expired, taken over)."""
+    if cache.get(place) != holder:
+        return False
+    return cache.touch(place, timeout=math.ceil(ttl))
+
+
+def lease_release(cache: BaseCache, place: str, *, holder: str) -> None:
+    if cache.get(place) == holder:
+        cache.delete(place)

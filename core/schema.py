@@ -248,6 +248,17 @@ address with 20 failed bearer-token attempts in 5 minutes is refused for 5 minut
 takes 60 enrollments (voices and samples) an hour. Beyond any of these the API answers 42900
 with `Retry-After`.
 
+### Streaming (WebSocket, not part of this schema)
+`WS /v1/voiceprint/stream?device_id=...&agent_id=...`, with the bearer token in the
+`Authorization` header or in a first text message `{"type": "start", "token": ...}`. The device
+sends 16 kHz 16-bit mono PCM in binary messages of 20-200 ms; the server answers JSON events:
+`ready`, `speech_start`, `partial` (who is speaking, with decision and interrupt, at most every
+500 ms once a second of speech is heard), `speech_end`, `final` (per utterance, the fields of
+`voices/identify`), `speaker_change`, `error`, `end`. Failures close the socket with
+4000 + the HTTP status of the business code (4400, 4401, 4403, 4404, 4408 idle, 4413 too long,
+4429 too many streams) or 1013 (unavailable, retry). The protocol: `docs/STREAMING.md`;
+a reference client: `python -m voiceprint.stream_client FILE --device D`.
+
 ### Operations (not part of this schema)
 `GET /healthz` (no token), `GET /metrics` (Prometheus text format; no token unless
 `VOICEPRINT_METRICS_TOKEN` is set). Every reply carries `X-Request-ID` (the client's, when

@@ -54,3 +54,18 @@ class TokenScopePermission(permissions.BasePermission):
                 return True
             raise forbidden(f"this token may only act on device {principal.device_id!r}")
         raise forbidden(f"unknown token scope {principal.scope!r}")
+
+
+def device_action_check(principal: TenantPrincipal, *, device_id: str) -> None:
+    """Refuse (40300) an action on `device_id` that this token could not take by POSTing to
+    one of the device's endpoints (the WebSocket stream, which no view guards): an admin
+    token may, a read token never, a device token on its own device."""
+    if principal.scope == TokenScope.ADMIN:
+        return
+    if principal.scope == TokenScope.READ:
+        raise forbidden("this token may only read (its scope is 'read')")
+    if principal.scope == TokenScope.DEVICE and principal.device_id == device_id:
+        return
+    if principal.scope == TokenScope.DEVICE:
+        raise forbidden(f"this token may only act on device {principal.device_id!r}")
+    raise forbidden(f"unknown token scope {principal.scope!r}")

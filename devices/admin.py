@@ -42,7 +42,7 @@ class DeviceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         "updated_at",
     )
     fieldsets = (
-        (None, {"fields": ("tenant", "device_id", "device_name")}),
+        (None, {"fields": ("tenant", "device_id", "device_name", "anti_spoofing")}),
         (
             "Statistics",
             {
@@ -116,11 +116,12 @@ class DeviceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     # --- writes go through devices.services ---------------------------------------------
 
     def save_model(self, request, obj, form, change):
-        if change:  # only the name can change: the tenant and the device_id are read-only
-            device_update(obj, device_name=obj.device_name)
+        if change:  # the tenant and the device_id are read-only
+            device_update(obj, device_name=obj.device_name, anti_spoofing=obj.anti_spoofing)
             return
         self.assign_tenant(request, obj)
-        device = device_create(obj.tenant, device_id=obj.device_id, device_name=obj.device_name)
+        device = device_create(obj.tenant, device_id=obj.device_id, device_name=obj.device_name,
+                               anti_spoofing=obj.anti_spoofing)  # fmt: skip
         adopt(obj, device)
 
     def delete_model(self, request, obj):

@@ -16,6 +16,14 @@ class Device(TenantOwned):
 
     device_id = models.CharField(max_length=128, validators=[device_id_validator])
     device_name = models.CharField(max_length=128, blank=True)
+    #: Check this device's probes for spoofing; None: as its tenant's default.
+    anti_spoofing = models.BooleanField(
+        null=True,
+        blank=True,
+        default=None,
+        help_text="Check this device's probes for recorded or synthetic speech when a request "
+        "does not say. Unknown: as the tenant's default.",
+    )
     identify_count = models.PositiveBigIntegerField(default=0, editable=False)
     matched_count = models.PositiveBigIntegerField(default=0, editable=False)
     last_identify_at = models.DateTimeField(null=True, blank=True, editable=False)

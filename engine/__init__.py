@@ -1,4 +1,5 @@
-"""Speaker recognition engines: audio in, L2-normalised embeddings out.
+"""Speaker recognition engines: audio in, L2-normalised embeddings out; and a spoofing
+countermeasure: audio in, a bona-fide score out (engine.spoofing).
 
 This package knows audio and models, nothing of HTTP, tenants or databases. The Django apps
 use only the names exported here.
@@ -29,6 +30,14 @@ from engine.registry import (
     reset_engines,
 )
 from engine.settings import EngineSettings
+from engine.spoofing import (
+    SpoofDetector,
+    SpoofResult,
+    default_spoof_threshold,
+    score_waveform,
+    spoof_audio,
+    spoof_detector,
+)
 
 __all__ = [
     "AudioDecodeError",
@@ -41,6 +50,8 @@ __all__ = [
     "PreparedAudio",
     "ProbeQuality",
     "SpeakerEngine",
+    "SpoofDetector",
+    "SpoofResult",
     "UnknownEngineError",
     "active_engine",
     "apply_thread_settings",
@@ -48,10 +59,14 @@ __all__ = [
     "configure",
     "current_settings",
     "decode_audio",
+    "default_spoof_threshold",
     "embed_audio",
     "embed_waveform",
     "engine_status",
     "get_engine",
     "prepare_audio",
     "reset_engines",
+    "score_waveform",
+    "spoof_audio",
+    "spoof_detector",
 ]

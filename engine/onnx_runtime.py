@@ -95,20 +95,35 @@ def _temporary(target: Path) -> Path:
     return target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
 
 
-def export_onnx(network: torch.nn.Module, target: Path) -> None:
-    """Export with a dynamic batch and frames axis, atomically (tmp file + rename)."""
+#: How a speaker network is exported: fbank in, embedding out, any batch and length.
+SPEAKER_GRAPH = {
+    "input_names": ["feats"],
+    "output_names": ["embedding"],
+    "dynamic_axes": {"feats": {0: "batch", 1: "frames"}, "embedding": {0: "batch"}},
+}
+
+
+def export_onnx(
+    network: torch.nn.Module,
+    target: Path,
+    *,
+    example: torch.Tensor | None = None,
+    graph: dict[str, Any] = SPEAKER_GRAPH,
+) -> None:
+    """Export atomically (tmp file + rename): a speaker network by default, or another with
+    its `example` input and `graph` (names and dynamic axes, as torch.onnx.export takes)."""
     tmp = _temporary(target)
-    dummy = torch.zeros(1, 200, NUM_MEL_BINS)
+    example = torch.zeros(1, 200, NUM_MEL_BINS) if example is None else example
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # legacy exporter on purpose
+            # Shapes traced as constants: intended (exports for one input shape say so).
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(
                 network,
-                (dummy,),
+                (example,),
                 str(tmp),
-                input_names=["feats"],
-                output_names=["embedding"],
-                dynamic_axes={"feats": {0: "batch", 1: "frames"}, "embedding": {0: "batch"}},
+                **graph,
                 opset_version=ONNX_OPSET,
                 dynamo=False,  # the TorchScript exporter needs no onnxscript
             )

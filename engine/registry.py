@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from engine.audio import PreparedAudio, prepare_audio, prepare_waveform
+from engine.audio import PreparedAudio, decode_audio, prepare_waveform
 from engine.base import SpeakerEngine
 from engine.batching import MicroBatcher
 from engine.errors import EngineError, EngineUnavailableError, UnknownEngineError
@@ -66,7 +66,7 @@ _engines: dict[str, SpeakerEngine] = {}
 _batchers: dict[str, MicroBatcher] = {}
 _active: SpeakerEngine | None = None
 _fallback_reason: str | None = None
-#: The torch thread count this OS thread has set (see _limit_this_thread).
+#: The torch thread count this OS thread has set (see limit_this_thread).
 _this_thread = threading.local()
 
 
@@ -83,6 +83,9 @@ class EmbeddingResult:
     quality: ProbeQuality
     #: How many concurrent requests were embedded in the same batch (itself included).
     batch_size: int = 1
+    #: The spoofing countermeasure's score of the same audio, when it was asked for
+    #: (engine.spoofing.SpoofResult).
+    spoof: Any = None
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -106,9 +109,12 @@ def configure(settings: EngineSettings | None) -> None:
 
 
 def reset_engines() -> None:
-    """Forget every loaded engine and the active choice (for tests)."""
+    """Forget every loaded engine, spoofing countermeasures included, and the active choice."""
     global _active, _fallback_reason
+    from engine.spoofing import reset_spoof_detectors  # it imports this module
+
     with _lock:
+        reset_spoof_detectors()
         _engines.clear()
         _batchers.clear()
         _active = None
@@ -168,7 +174,7 @@ def _apply_torch_threads(settings: EngineSettings) -> None:
     """VOICEPRINT_TORCH_THREADS for torch (in this thread) and numpy's BLAS (the mel
     filterbank is a BLAS product): on a busy machine, a 0.1 ms product took up to 60 ms
     whenever OpenBLAS's second thread waited for a core."""
-    _limit_this_thread(settings)
+    limit_this_thread(settings)
     _limit_blas(settings)
 
 
@@ -229,13 +235,22 @@ def engine_status() -> dict[str, Any]:
 # --- embedding --------------------------------------------------------------------------------
 
 
-def embed_audio(data: bytes, engine_name: str | None = None) -> EmbeddingResult:
-    """Audio bytes -> embedding with the named engine (None: the active one).
+def embed_audio(
+    data: bytes, engine_name: str | None = None, *, anti_spoofing: bool = False
+) -> EmbeddingResult:
+    """Audio bytes -> embedding with the named engine (None: the active one), and with
+    `anti_spoofing` the spoofing countermeasure's score of the same decoded audio.
 
     The audio is checked before the engine is loaded: bad input is refused cheaply.
     """
-    prepared = prepare_audio(data, current_settings())
-    return _embed(prepared, engine_name)
+    settings = current_settings()
+    decoded = decode_audio(data, settings)
+    result = _embed(prepare_waveform(decoded, settings), engine_name)
+    if anti_spoofing:
+        from engine.spoofing import score_waveform  # it imports this module
+
+        result = replace(result, spoof=score_waveform(decoded))
+    return result
 
 
 def embed_waveform(
@@ -255,7 +270,7 @@ def embed_waveform(
 
 def _embed(prepared: PreparedAudio, engine_name: str | None) -> EmbeddingResult:
     engine = active_engine() if engine_name is None else get_engine(engine_name)
-    _limit_this_thread(current_settings())
+    limit_this_thread(current_settings())
     batched = batcher_for(engine).embed(prepared.waveform)
     return EmbeddingResult(
         vector=batched.vector,
@@ -268,7 +283,7 @@ def _embed(prepared: PreparedAudio, engine_name: str | None) -> EmbeddingResult:
     )
 
 
-def _limit_this_thread(settings: EngineSettings) -> None:
+def limit_this_thread(settings: EngineSettings) -> None:
     """VOICEPRINT_TORCH_THREADS in the calling thread too. torch.set_num_threads in the thread
     that loaded the engine is not enough for the others (web request threads, a Celery
     thread pool): measured on the busy 2-core machine, GE2E embeddings from pool threads took
@@ -284,15 +299,21 @@ def _limit_this_thread(settings: EngineSettings) -> None:
 def batcher_for(engine: SpeakerEngine) -> MicroBatcher:
     """The micro-batcher every embedding with `engine` in this process goes through (the web
     server's request threads, a thread-pool Celery worker's jobs)."""
-    batcher = _batchers.get(engine.name)
+    return shared_batcher(engine.name, engine.embed_batch)
+
+
+def shared_batcher(key: str, run_batch: Callable[[Sequence[Any]], Sequence[Any]]) -> MicroBatcher:
+    """The process's micro-batcher for `key` (a speaker engine, the spoofing countermeasure),
+    made at first use with the batch settings; configure() drops them all."""
+    batcher = _batchers.get(key)
     if batcher is not None:
         return batcher
     with _lock:
-        if engine.name not in _batchers:
+        if key not in _batchers:
             settings = current_settings()
-            _batchers[engine.name] = MicroBatcher(
-                engine.embed_batch,
+            _batchers[key] = MicroBatcher(
+                run_batch,
                 max_size=settings.batch_max,
                 wait_seconds=settings.batch_wait_ms / 1000,
             )
-        return _batchers[engine.name]
+        return _batchers[key]

@@ -26,6 +26,8 @@ from utilities.env import (
 DEFAULT_MODELSCOPE_ENDPOINT = "https://modelscope.cn"
 #: Seconds a weights download may take (VOICEPRINT_MODEL_DOWNLOAD_TIMEOUT).
 DEFAULT_DOWNLOAD_TIMEOUT = 900.0
+#: The spoofing countermeasures engine.spoofing ships (VOICEPRINT_SPOOF_MODEL).
+SPOOF_MODELS = ("aasist", "aasist-l")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,11 @@ class EngineSettings:
     #: Milliseconds a batch that formed while another ran waits for more requests before it
     #: runs; a request finding the engine idle never waits (VOICEPRINT_BATCH_WAIT_MS).
     batch_wait_ms: float = 0.0
+    #: Spoofing countermeasure of engine.spoofing: "aasist" or "aasist-l"
+    #: (VOICEPRINT_SPOOF_MODEL).
+    #: Default chosen by `make bench-spoof` (docs/ACCURACY.md): faster than "aasist", and the
+    #: lower espeak-ng EER on the fit speakers.
+    spoof_model: str = "aasist-l"
 
     @classmethod
     def from_env(cls) -> EngineSettings:
@@ -81,6 +88,7 @@ class EngineSettings:
             age_model=env_str("VOICEPRINT_AGE_MODEL"),
             batch_max=env_int("VOICEPRINT_BATCH_MAX", cls.batch_max),
             batch_wait_ms=env_float("VOICEPRINT_BATCH_WAIT_MS", cls.batch_wait_ms),
+            spoof_model=env_choice("VOICEPRINT_SPOOF_MODEL", cls.spoof_model, SPOOF_MODELS),
         )
 
     def problems(self) -> list[str]:
@@ -102,6 +110,8 @@ class EngineSettings:
             found.append("VOICEPRINT_BATCH_MAX must be 1 (no batching) or more")
         if not 0 <= self.batch_wait_ms <= 1000:
             found.append("VOICEPRINT_BATCH_WAIT_MS must be between 0 and 1000")
+        if self.spoof_model not in SPOOF_MODELS:
+            found.append("VOICEPRINT_SPOOF_MODEL must be one of " + ", ".join(SPOOF_MODELS))
         return found
 
 

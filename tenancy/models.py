@@ -21,6 +21,11 @@ class Tenant(models.Model):
         help_text="Refuse an enrollment that carries no consent record (subject, text "
         "version, channel).",
     )
+    anti_spoofing = models.BooleanField(
+        default=False,
+        help_text="Check identify and verify probes for recorded or synthetic speech unless "
+        "the request or the device says otherwise.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

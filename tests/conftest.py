@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,16 @@ def require_shared(path: Path = SHARED_AUDIO / "zh") -> Path:
             pytest.fail(f"{reason}; CI is set, so it must be there", pytrace=False)
         pytest.skip(reason)
     return path
+
+
+def require_espeak() -> None:
+    """Skips without espeak-ng (the anti-spoofing material's synthetic speech), saying why;
+    under CI, which installs it (.ci/run), fails instead."""
+    if shutil.which("espeak-ng") is None:
+        reason = "espeak-ng is not installed (apt-get install espeak-ng)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI is set, so it must be there", pytrace=False)
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

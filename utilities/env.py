@@ -88,6 +88,11 @@ def env_float(name: str, default: float) -> float:
     return value
 
 
+def env_optional_float(name: str) -> float | None:
+    """A number, or None when unset or blank (the caller's own default applies)."""
+    return None if env_raw(name) is None else env_float(name, 0.0)
+
+
 def env_count(name: str, default: int | None) -> int | None:
     """An integer limit, or None for "off" (no limit); `default` when unset or blank."""
     raw = env_raw(name)

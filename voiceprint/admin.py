@@ -555,7 +555,7 @@ def enrollment_report(voice: Voice) -> services.EnrollmentReport:
 
 
 #: What the bars of a household's outcome chart stack, bottom to top.
-OUTCOME_KEYS = ("match", "uncertain", "no_match")
+OUTCOME_KEYS = ("match", "uncertain", "no_match", "spoof")
 #: How far back the outcome chart looks, and each bar's width, per bucket.
 OUTCOME_WINDOWS = {"day": (7, 64), "hour": (2, 14)}
 
@@ -601,7 +601,7 @@ def _bucket_title(bucket, by: str) -> str:
     when = f"{bucket.start:%a %d %b}" if by == "day" else f"{bucket.start:%a %d %b %H:00}"
     return (
         f"{when} UTC: {bucket.match} accepted, {bucket.uncertain} uncertain, "
-        f"{bucket.no_match} rejected"
+        f"{bucket.no_match} rejected, {bucket.spoof} refused as spoofed"
     )
 
 

@@ -40,6 +40,7 @@ HEADER_PARAMETERS = {
     "HTTP_X_TOP_K": "top_k",
     "HTTP_X_AUDIO_URL": "audio_url",
     "HTTP_X_FORCE": "force",
+    "HTTP_X_ANTI_SPOOFING": "anti_spoofing",
     "HTTP_X_CONSENT_SUBJECT": "consent_subject",
     "HTTP_X_CONSENT_TEXT_VERSION": "consent_text_version",
     "HTTP_X_CONSENT_CHANNEL": "consent_channel",

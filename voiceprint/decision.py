@@ -1,5 +1,6 @@
 """The decision rule, in one place: a probe's scores against voices -> match, no_match or
-uncertain.
+uncertain; and "spoof", whatever the scores, for a probe the countermeasure flagged
+(voiceprint.spoofing).
 
 Pure (no database): the services call it for identify and verify, and the household
 evaluation (voiceprint.evaluation) calls the very same functions on its trials.
@@ -37,7 +38,7 @@ import numpy as np
 import engine
 from engine.scoring import Scorer
 
-Outcome = Literal["match", "no_match", "uncertain"]
+Outcome = Literal["match", "no_match", "uncertain", "spoof"]
 
 #: The most the cosine a voice needs may drop below its threshold, for the noisiest probes;
 #: and the estimated SNRs (engine.quality) between which the relief grows from 0 to it. The
@@ -46,7 +47,7 @@ Outcome = Literal["match", "no_match", "uncertain"]
 MAX_RELIEF = 0.1
 CLEAN_SNR_DB = 25.0
 NOISY_SNR_DB = 10.0
-OUTCOMES: tuple[Outcome, ...] = ("match", "no_match", "uncertain")
+OUTCOMES: tuple[Outcome, ...] = ("match", "no_match", "uncertain", "spoof")
 
 
 def is_match(*, similarity: float, threshold: float) -> bool:
@@ -192,3 +193,9 @@ def decide(ranked: list[VoiceScore], scorer: Scorer | None) -> Decision:
     if best.probability >= calibration.uncertain_probability:
         return Decision(outcome="uncertain", ranked=ranked, reason="weak_evidence")
     return Decision(outcome="no_match", ranked=ranked)
+
+
+def refuse_spoof(decision: Decision) -> Decision:
+    """A probe flagged as recorded or synthetic never matches, however well it scores: the
+    outcome is "spoof" (the scores stay, for the record)."""
+    return Decision(outcome="spoof", ranked=decision.ranked, reason="spoof")

@@ -42,20 +42,23 @@ _REMOTE_ERRORS: dict[str, type[engine.EngineError]] = {
 }
 
 
-def compute_embedding(audio: bytes, engine_name: str | None = None) -> engine.EmbeddingResult:
-    """Audio bytes -> embedding with the named engine (None: the active one)."""
+def compute_embedding(
+    audio: bytes, engine_name: str | None = None, *, anti_spoofing: bool = False
+) -> engine.EmbeddingResult:
+    """Audio bytes -> embedding with the named engine (None: the active one); with
+    `anti_spoofing`, the countermeasure's score of the same audio too (one job)."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
         started = time.perf_counter()
-        result = engine.embed_audio(audio, engine_name)
+        result = engine.embed_audio(audio, engine_name, anti_spoofing=anti_spoofing)
         observability.observe_embedding(result.model, "in-process", time.perf_counter() - started)
         observability.observe_batch_size(result.model, "in-process", result.batch_size)
         return result
-    result = _result_from_payload(_run_in_worker(audio, engine_name))
+    result = _result_from_payload(_run_in_worker(audio, engine_name, anti_spoofing))
     observability.observe_batch_size(result.model, "celery", result.batch_size)
     return result
 
 
-def _run_in_worker(audio: bytes, engine_name: str | None) -> dict:
+def _run_in_worker(audio: bytes, engine_name: str | None, anti_spoofing: bool) -> dict:
     """The worker's reply. The message carries a key to the audio, never the audio itself
     (voiceprint.job_audio); the audio and the result are deleted however the job ends."""
     timeout = settings.VOICEPRINT_EMBED_TIMEOUT
@@ -65,7 +68,7 @@ def _run_in_worker(audio: bytes, engine_name: str | None) -> dict:
     except (RedisError, OSError) as exc:
         _queue_unreachable(exc)
     try:
-        pending = _enqueue(audio_key, engine_name, timeout)
+        pending = _enqueue(audio_key, engine_name, anti_spoofing, timeout)
         try:
             payload = pending.get(timeout=timeout, propagate=True)
         except CeleryTimeoutError as exc:
@@ -83,10 +86,12 @@ def _run_in_worker(audio: bytes, engine_name: str | None) -> dict:
     return payload
 
 
-def _enqueue(audio_key: str, engine_name: str | None, timeout: float):
+def _enqueue(audio_key: str, engine_name: str | None, anti_spoofing: bool, timeout: float):
     try:
         return embed_audio_task.apply_async(
             args=[audio_key, engine_name],
+            # Only when asked: workers of the release before anti-spoofing take the others.
+            kwargs={"anti_spoofing": True} if anti_spoofing else {},
             argsrepr=repr(["<job audio key>", engine_name]),  # what a worker's DEBUG log shows
             expires=timeout,  # a job nobody picked up in time is not worth doing later
         )
@@ -127,7 +132,9 @@ def _result_from_payload(payload: dict) -> engine.EmbeddingResult:
         raise engine.EngineUnavailableError(
             "the embedding worker runs an older release (no probe quality): restart the workers"
         )
+    spoof = payload.get("spoof")
     return engine.EmbeddingResult(
+        spoof=engine.SpoofResult(**spoof) if spoof else None,
         vector=np.asarray(payload["vector"], dtype=np.float32),
         model=payload["model"],
         dim=payload["dim"],

@@ -17,6 +17,7 @@ from django.conf import settings
 
 import engine
 from core.exceptions import ApiError, ErrorCode
+from voiceprint.spoofing import spoof_check
 
 #: A stored sample is reported as noisy below this estimated SNR: between the gate (12.5
 #: dB) and here lie most samples in 10 dB babble that pass it, which raise strangers'
@@ -83,6 +84,20 @@ def quality_gate(quality: engine.ProbeQuality) -> None:
     reason = quality_refusal(quality)
     if reason is not None:
         raise ApiError(ErrorCode.TOO_LITTLE_SPEECH, f"enrollment sample refused: {reason}")
+
+
+def spoof_gate(embedding: engine.EmbeddingResult) -> None:
+    """Refuse (40003) a sample the countermeasure checked and flagged
+    (VOICEPRINT_ENROLL_ANTI_SPOOFING): a recording or a clone would make its voice the
+    attacker's."""
+    check = spoof_check(embedding)
+    if check is not None and check.is_spoof:
+        raise ApiError(
+            ErrorCode.TOO_LITTLE_SPEECH,
+            f"enrollment sample refused: it sounds recorded or synthetic (anti-spoofing score "
+            f"{check.score:g} below {check.threshold:g}, {check.model}); record the person "
+            "speaking live",
+        )
 
 
 def enrollment_summary(

@@ -195,6 +195,7 @@ class IdentifyOutcomeCount(models.Model):
     match = models.PositiveIntegerField(default=0)
     no_match = models.PositiveIntegerField(default=0)
     uncertain = models.PositiveIntegerField(default=0)
+    spoof = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["device", "hour"]

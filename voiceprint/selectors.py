@@ -201,10 +201,12 @@ class OutcomeBucket:
     match: int = 0
     no_match: int = 0
     uncertain: int = 0
+    #: Probes the anti-spoofing countermeasure refused.
+    spoof: int = 0
 
     @property
     def total(self) -> int:
-        return self.match + self.no_match + self.uncertain
+        return self.match + self.no_match + self.uncertain + self.spoof
 
 
 def identify_outcome_list(
@@ -227,7 +229,12 @@ def identify_outcome_list(
         )
         .annotate(start=Trunc("hour", bucket, tzinfo=UTC))
         .values("start")
-        .annotate(matches=Sum("match"), misses=Sum("no_match"), unsure=Sum("uncertain"))
+        .annotate(
+            matches=Sum("match"),
+            misses=Sum("no_match"),
+            unsure=Sum("uncertain"),
+            spoofs=Sum("spoof"),
+        )
     )
     found = {row["start"]: row for row in sums}
     buckets = []
@@ -240,6 +247,7 @@ def identify_outcome_list(
                 match=row.get("matches", 0),
                 no_match=row.get("misses", 0),
                 uncertain=row.get("unsure", 0),
+                spoof=row.get("spoofs", 0),
             )
         )
     return buckets

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 from celery import shared_task
 from celery.concurrency.prefork import TaskPool as PreforkPool
@@ -18,7 +19,9 @@ EMBED_TASK = "voiceprint.embed_stored_audio"
 
 
 @shared_task(name=EMBED_TASK, acks_late=False, ignore_result=False)
-def embed_audio_task(audio_key: str, engine_name: str | None = None) -> dict:
+def embed_audio_task(
+    audio_key: str, engine_name: str | None = None, anti_spoofing: bool = False
+) -> dict:
     """Embed the audio stored under `audio_key` (voiceprint.job_audio) in the worker.
     Engine errors come back as data, not as pickled exceptions, so the web side re-raises
     the same typed error (see voiceprint.embedding).
@@ -35,7 +38,7 @@ def embed_audio_task(audio_key: str, engine_name: str | None = None) -> dict:
     if audio is None:  # the web side gave up on this job and its audio expired
         return _unavailable("the job's audio expired before a worker took it", started_at)
     try:
-        result = engine.embed_audio(audio, engine_name)
+        result = engine.embed_audio(audio, engine_name, anti_spoofing=anti_spoofing)
     except engine.InsufficientSpeechError as exc:
         return {
             "error": type(exc).__name__,
@@ -53,6 +56,7 @@ def embed_audio_task(audio_key: str, engine_name: str | None = None) -> dict:
         "duration_seconds": result.duration_seconds,
         "quality": result.quality.as_dict(),
         "batch_size": result.batch_size,
+        "spoof": asdict(result.spoof) if result.spoof is not None else None,
         "started_at": started_at,
         "embed_seconds": time.perf_counter() - started,
     }

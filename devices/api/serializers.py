@@ -18,7 +18,7 @@ class DeviceOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Device
-        fields = ["device_id", "device_name", "voices", "stats", "created_at"]
+        fields = ["device_id", "device_name", "anti_spoofing", "voices", "stats", "created_at"]
 
     def get_voices(self, device: Device) -> list[str]:
         return [voice.voice_id for voice in device.voices.all()]
@@ -33,10 +33,27 @@ class DeviceOutputSerializer(serializers.ModelSerializer):
         return DeviceStatsOutputSerializer(stats).data
 
 
+ANTI_SPOOFING_HELP = (
+    "check this device's identify and verify probes for recorded or synthetic speech when a "
+    "request does not say; null: as the tenant's default"
+)
+
+
 class DeviceCreateInputSerializer(serializers.Serializer):
     device_id = serializers.CharField(max_length=128, validators=[device_id_validator])
     device_name = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    anti_spoofing = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text=ANTI_SPOOFING_HELP
+    )
 
 
 class DeviceUpdateInputSerializer(serializers.Serializer):
-    device_name = serializers.CharField(max_length=128, allow_blank=False)
+    device_name = serializers.CharField(max_length=128, allow_blank=False, required=False)
+    anti_spoofing = serializers.BooleanField(
+        required=False, allow_null=True, help_text=ANTI_SPOOFING_HELP
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs:
+            raise serializers.ValidationError("give device_name, anti_spoofing or both")
+        return attrs

@@ -43,7 +43,7 @@ class DeviceDetailView(VoiceprintAPIView):
     def put(self, request, device_id: str):
         device = selectors.device_get(request.user.tenant, device_id=device_id)
         params = validated(DeviceUpdateInputSerializer, request.data)
-        services.device_update(device, device_name=params["device_name"])
+        services.device_update(device, **params)
         return _device_reply(request.user.tenant, device_id)
 
     @extend_schema(**schema.DELETE)

@@ -3,6 +3,10 @@
 The tests skip, saying why, when chromium, chromedriver or selenium is missing, except
 when the environment variable CI is set: then they fail, so CI never passes without them.
 With VOICEPRINT_SCREENSHOTS=<folder> they save PNG screenshots of the main pages there.
+
+`chrome_driver`'s fake microphone plays a beep; `speech_browser` is a second Chromium whose
+microphone plays a recording (looped). `websocket_live_server` makes the live server also
+take WebSocket upgrades, as `make run` does (config.websocket_bridge).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED_AUDIO
+from tests.conftest import SHARED_AUDIO, require_shared
 
 CHROMIUM_FLAGS = (
     "--headless=new",
@@ -54,6 +58,22 @@ def _find(names: tuple[str, ...], fallback: str) -> str | None:
 @pytest.fixture(scope="session")
 def chrome_driver() -> Iterator:
     """One headless Chromium for the whole session, with a fresh profile."""
+    yield from _chromium()
+
+
+#: What the speech browser's microphone plays, over and over (Chrome loops the file).
+SPEECH_RECORDING = SHARED_AUDIO / "zh" / "test" / "fangjun-test-sr-1.wav"
+
+
+@pytest.fixture(scope="session")
+def speech_driver() -> Iterator:
+    """A second headless Chromium whose fake microphone plays SPEECH_RECORDING (a 16-bit
+    WAV) instead of the beep; a separate browser, since the flag is fixed at its start."""
+    require_shared(SHARED_AUDIO / "zh")
+    yield from _chromium(f"--use-file-for-fake-audio-capture={SPEECH_RECORDING}")
+
+
+def _chromium(*extra_flags: str) -> Iterator:
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -66,7 +86,7 @@ def chrome_driver() -> Iterator:
     profile = tempfile.mkdtemp(prefix="voiceprint-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
+    for flag in (*CHROMIUM_FLAGS, *extra_flags):
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
     # Both paths are given, so selenium never looks for (or downloads) a browser itself.
@@ -149,14 +169,89 @@ class Browser:
 
 @pytest.fixture
 def browser(chrome_driver, live_server) -> Iterator[Browser]:
+    yield from _browser(chrome_driver, live_server.url)
+
+
+@pytest.fixture
+def speech_browser(speech_driver, websocket_live_server) -> Iterator[Browser]:
+    yield from _browser(speech_driver, websocket_live_server.url)
+
+
+def _browser(driver, url: str) -> Iterator[Browser]:
     folder = os.environ.get("VOICEPRINT_SCREENSHOTS")
     screenshot_dir = None
     if folder:
         screenshot_dir = Path(folder).resolve()
         screenshot_dir.mkdir(parents=True, exist_ok=True)
-    chrome_driver.delete_all_cookies()
-    yield Browser(chrome_driver, live_server.url, screenshot_dir)
-    chrome_driver.delete_all_cookies()
+    driver.delete_all_cookies()
+    yield Browser(driver, url, screenshot_dir)
+    driver.delete_all_cookies()
+
+
+@pytest.fixture(scope="session")
+def websocket_live_server(live_server) -> Iterator:
+    """The session's live server, taking WebSocket upgrades too: they go to a
+    config.websocket_bridge.WebSocketBridge serving config.asgi.application, as gunicorn's
+    worker hands them over under `make run`. Other requests are served as before."""
+    from django.db import connections
+
+    from config.asgi import application
+    from config.websocket_bridge import WebSocketBridge
+
+    # The streams' pool threads close their database connections after each call only when
+    # they may not be kept (CONN_MAX_AGE 0); kept ones would stop the test database's drop.
+    kept = {alias: connections.settings[alias].get("CONN_MAX_AGE", 0) for alias in connections}
+    for alias in connections:
+        connections.settings[alias]["CONN_MAX_AGE"] = 0
+    httpd = live_server.thread.httpd
+    httpd.websocket_bridge = WebSocketBridge(application)
+    default_handler = httpd.RequestHandlerClass
+    httpd.RequestHandlerClass = _upgrading_handler(default_handler)
+    try:
+        yield live_server
+    finally:
+        httpd.RequestHandlerClass = default_handler
+        httpd.websocket_bridge.shutdown(code=1001, reason="server shutting down", timeout=5)
+        for alias, max_age in kept.items():
+            connections.settings[alias]["CONN_MAX_AGE"] = max_age
+
+
+def _upgrading_handler(base: type) -> type:
+    """`base` (the live server's WSGI request handler), handing a WebSocket upgrade's socket
+    to the server's bridge once the request head is parsed."""
+    import socket
+
+    from config.gunicorn_worker import is_websocket_upgrade
+
+    class UpgradingHandler(base):
+        def parse_request(self) -> bool:
+            if not super().parse_request():
+                return False
+            request = _ParsedRequest(self.command, list(self.headers.items()))
+            if not is_websocket_upgrade(request):
+                return True
+            path, _, query = self.path.partition("?")
+            sock = self.connection
+            self.server.websocket_bridge.serve(
+                socket.socket(sock.family, sock.type, sock.proto, fileno=sock.detach()),
+                path=path,
+                query_string=query.encode("latin-1"),
+                headers=request.headers,
+                client=self.client_address,
+                server=self.server.server_address,
+            )
+            self.close_connection = True  # the bridge owns the socket; this handler is done
+            return False
+
+    return UpgradingHandler
+
+
+class _ParsedRequest:
+    """What config.gunicorn_worker.is_websocket_upgrade reads of gunicorn's request."""
+
+    def __init__(self, method: str, headers: list[tuple[str, str]]):
+        self.method = method
+        self.headers = [(name.upper(), value) for name, value in headers]
 
 
 #: What Chrome sometimes answers, mid-navigation, about an element of the page being left,

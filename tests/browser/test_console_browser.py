@@ -191,3 +191,83 @@ def test_microphone_recording_is_submitted_as_wav(browser, superuser, acme, shar
     else:
         assert "microphone.wav" in result
         assert browser.find("#identify-verdict").text
+
+
+#: Seconds from Start until the live panel must name the speaker.
+LIVE_SECONDS = 15
+
+
+#: Makes the page's browser one without AudioWorklet, so that live.js takes its fallback.
+NO_AUDIO_WORKLET = (
+    "Object.defineProperty(BaseAudioContext.prototype, 'audioWorklet', {get: () => undefined})"
+)
+
+
+def live_state(driver) -> str:
+    return driver.execute_script("return document.getElementById('live').dataset.state")
+
+
+@pytest.mark.parametrize("capture", ["worklet", "script-processor"])
+def test_live_microphone_names_the_speaker(speech_browser, superuser, acme, shared_zh, capture):
+    """The identify page's live panel, over WS /v1/voiceprint/stream: the speech browser's
+    microphone plays a test recording of fangjun (conftest.SPEECH_RECORDING), and the panel
+    names him while the recording plays; Stop ends the stream normally. The audio is framed
+    by the AudioWorklet, or by the ScriptProcessor fallback."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from devices.services import device_create
+    from voiceprint.services import voice_create
+
+    browser = speech_browser
+    device = device_create(acme, device_id="hall-01", device_name="Hall speaker")
+    for speaker in ("fangjun", "leijun"):
+        audio = (shared_zh / "enroll" / f"{speaker}-sr-1.wav").read_bytes()
+        voice_create(acme, devices=[device], name=speaker, audio=audio)
+    browser.log_in("root", PASSWORD)
+    browser.get(f"/admin/identify/?device={device.pk}")
+    if capture == "script-processor":
+        browser.driver.execute_script(NO_AUDIO_WORKLET)
+    browser.find("#live-agent").send_keys("robot")
+    browser.find("#live-start").click()
+    WebDriverWait(browser.driver, LIVE_SECONDS).until(
+        lambda d: (
+            browser.find("#live-name").text == "fangjun" or live_state(d) in ("error", "closed")
+        ),
+    )
+    assert browser.find("#live-name").text == "fangjun", browser.find("#live-status").text
+    assert browser.find("#live").get_attribute("data-capture") == capture
+    assert browser.find("#live-decision").text == "match"
+    assert browser.find("#live-interrupt").text in ("interrupt: yes", "interrupt: no")
+    assert browser.find("#live-score").text.startswith("score 0.")
+    log = browser.find("#live-log").text
+    assert "speech starts" in log and "fangjun, match" in log, log
+    assert "Listening on device hall-01 for agent robot" in browser.find("#live-status").text
+    if capture == "worklet":
+        browser.screenshot("identify-live")
+
+    browser.find("#live-stop").click()
+    browser.wait.until(lambda d: live_state(d) in ("closed", "error"))
+    assert browser.find("#live-status").text.startswith("Closed (code 1000)")
+    assert "end," in browser.find("#live-log").text
+    # Each utterance's final is an identify call of the device (partials count nothing).
+    device.refresh_from_db()
+    assert device.identify_count >= 1
+
+
+def test_live_microphone_says_why_a_stream_is_refused(speech_browser, superuser, acme, settings):
+    """A stream the server refuses (here: the tenant's stream limit, 0) shows its error event
+    and close code in words, and the panel can start again."""
+    from devices.services import device_create
+
+    settings.VOICEPRINT_STREAM_MAX_PER_TENANT = 0
+    device = device_create(acme, device_id="hall-01", device_name="Hall speaker")
+    speech_browser.log_in("root", PASSWORD)
+    speech_browser.get(f"/admin/identify/?device={device.pk}")
+    speech_browser.find("#live-start").click()
+    speech_browser.wait.until(lambda d: live_state(d) in ("error", "closed"))
+    status = speech_browser.find("#live-status").text
+    assert live_state(speech_browser.driver) == "error", status
+    assert status.startswith("Error 42900: the tenant has 0 streams open"), status
+    assert "Closed (code 4429): too many streams are open for this tenant" in status
+    assert speech_browser.find("#live-start").is_enabled()
+    assert not speech_browser.find("#live-stop").is_enabled()

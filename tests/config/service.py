@@ -142,3 +142,17 @@ class Service:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
+
+    def post(
+        self, path: str, token: str, body: bytes | dict, *, headers: dict[str, str] | None = None
+    ) -> dict:
+        """POST JSON (a dict) or raw audio (bytes); the reply's JSON body."""
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        kind = "application/json" if isinstance(body, dict) else "audio/wav"
+        request = urllib.request.Request(self.base_url + path, data=data, method="POST")
+        request.add_header("Authorization", f"Bearer {token}")
+        request.add_header("Content-Type", kind)
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.loads(response.read())

@@ -113,3 +113,34 @@ def test_enroll_checks_device_and_role_tenant(superuser_client, acme, globex, sp
         },
     )
     assert set(response.context["form"].errors) == {"device", "role"}
+
+
+def test_identify_shows_the_spoof_score_and_the_chart_counts_refusals(
+    superuser_client, acme, speech, settings
+):
+    enroll(superuser_client, acme, speech("enroll", "fangjun-sr-1.wav"), "fangjun")
+
+    def identify(anti_spoofing: str):
+        return superuser_client.post(
+            reverse("admin:identify"),
+            {
+                "device": acme.device.pk,
+                "audio": upload(speech("test", "fangjun-test-sr-1.wav")),
+                "top_k": 3,
+                "anti_spoofing": anti_spoofing,
+            },
+        )
+
+    settings.VOICEPRINT_SPOOF_THRESHOLD = -1000.0  # nothing is a spoof
+    checked = identify("true").content.decode()
+    assert 'id="identify-spoof"' in checked and "live" in checked
+    assert 'id="matched-voice"' in checked
+    settings.VOICEPRINT_SPOOF_THRESHOLD = 1000.0  # everything is
+    refused = identify("true")
+    assert refused.context["result"].decision.outcome == "spoof"
+    assert "Refused as spoofed" in refused.content.decode()
+    assert "not checked" in identify("unknown").content.decode()  # the device's default: off
+    household = superuser_client.get(
+        admin_url("voiceprint_voice", "household", acme.device.pk)
+    ).content.decode()
+    assert '<strong id="outcome-spoof">1</strong>' in household

@@ -226,7 +226,7 @@ def test_household_shows_the_voices_side_by_side_and_the_outcomes(superuser_clie
     assert {s.key: s.value for s in today.segments} == +outcomes
     by_hour = superuser_client.get(household_url(device) + "?by=hour")
     assert by_hour.context["outcome_totals"] == {
-        outcome: outcomes[outcome] for outcome in ("match", "no_match", "uncertain")
+        outcome: outcomes[outcome] for outcome in ("match", "no_match", "uncertain", "spoof")
     }
     assert len(by_hour.context["chart"].bars) == 48
 
@@ -236,7 +236,9 @@ def test_household_of_a_device_without_voices(superuser_client, db):
     response = superuser_client.get(household_url(device))
     assert response.status_code == 200
     assert "No voice is bound to this device." in response.content.decode()
-    assert response.context["outcome_totals"] == {"match": 0, "no_match": 0, "uncertain": 0}
+    assert response.context["outcome_totals"] == {
+        "match": 0, "no_match": 0, "uncertain": 0, "spoof": 0
+    }  # fmt: skip
 
 
 def test_device_pages_link_the_household(superuser_client, acme):

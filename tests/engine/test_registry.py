@@ -50,6 +50,8 @@ def test_public_names():
         "decode_audio", "prepare_audio", "available_engines", "get_engine", "active_engine",
         "engine_status", "embed_audio", "embed_waveform", "reset_engines", "configure",
         "current_settings", "apply_thread_settings",
+        "SpoofDetector", "SpoofResult", "spoof_detector", "spoof_audio", "score_waveform",
+        "default_spoof_threshold",
     }  # fmt: skip
     assert set(engine.__all__) == expected
     assert all(hasattr(engine, name) for name in expected)

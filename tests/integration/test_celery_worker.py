@@ -49,6 +49,16 @@ def test_worker_embeds_exactly_like_the_local_engine(worker, through_broker, spe
     assert remote.quality.speech_seconds == pytest.approx(remote.speech_seconds)
 
 
+def test_worker_scores_spoofing_in_the_same_job_as_the_local_engine(worker, through_broker, speech):
+    through_broker(REDIS_URL)
+    remote = compute_embedding(speech, anti_spoofing=True)
+    local = engine.embed_audio(speech, anti_spoofing=True)
+    assert remote.spoof is not None and remote.spoof.model == local.spoof.model
+    assert remote.spoof.score == pytest.approx(local.spoof.score, abs=1e-3)
+    assert remote.spoof.windows == local.spoof.windows
+    assert compute_embedding(speech).spoof is None  # only when asked
+
+
 def test_the_worker_log_holds_no_embedding_or_audio(worker, through_broker, speech):
     through_broker(REDIS_URL)
     before = len(worker.text())

@@ -148,9 +148,11 @@ def test_model_can_be_named(api, speech, campplus_active):
     assert named["threshold"] == pytest.approx(default_distance())  # ge2e's, not CAM++'s
 
 
-def test_anti_spoofing_is_accepted_and_ignored(api, speech):
+def test_anti_spoofing_adds_the_countermeasures_verdict(api, speech):
     same = pair(speech, "speaker1_a_en", "speaker1_b_en")
-    assert verify(api, *same, anti_spoofing=True)["verified"] is True
+    reply = verify(api, *same, anti_spoofing=True)
+    assert set(reply) == VERIFY_FIELDS | {"spoof"}  # more in tests/voiceprint/test_api_spoofing
+    assert set(verify(api, *same)) == VERIFY_FIELDS
 
 
 # --------------------------------------------------------------------------- audio forms

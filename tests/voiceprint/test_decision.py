@@ -27,6 +27,7 @@ from voiceprint.decision import (
     decide,
     is_match,
     is_match_by_distance,
+    refuse_spoof,
     score_voices,
 )
 
@@ -311,8 +312,15 @@ def test_without_a_scorer_the_operating_point_is_ignored(gallery):
     assert decision.outcome == "match" and decision.best.z_threshold is None
 
 
-def test_every_outcome_is_one_of_the_documented_three():
-    assert OUTCOMES == ("match", "no_match", "uncertain")
+def test_every_outcome_is_one_of_the_documented_four():
+    assert OUTCOMES == ("match", "no_match", "uncertain", "spoof")
+
+
+def test_a_refused_spoof_keeps_its_scores_and_never_matches():
+    ranked = [VoiceScore(voice="a", cosine=0.99, threshold=0.5)]
+    decision = refuse_spoof(decide(ranked, None))
+    assert decision.outcome == "spoof" and not decision.matched
+    assert decision.ranked == ranked and decision.reason == "spoof"
 
 
 def test_the_cosine_floor_relaxes_with_noise_only():

@@ -228,10 +228,25 @@ class VoiceSampleAddInputSerializer(AudioInputMixin):
     )
 
 
+ANTI_SPOOFING_HELP = (
+    "check the probe for recorded or synthetic speech (X-Anti-Spoofing on raw uploads); "
+    "unset: the device's default, else the tenant's"
+)
+
+
 class VoiceIdentifyInputSerializer(AudioInputMixin):
     device_id = serializers.CharField(max_length=128)
     agent_id = serializers.CharField(max_length=128, required=False, allow_blank=True)
     top_k = serializers.IntegerField(min_value=1, max_value=MAX_TOP_K, default=3)
+    anti_spoofing = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text=ANTI_SPOOFING_HELP
+    )
+
+
+class VoiceVerifyInputSerializer(AudioInputMixin):
+    anti_spoofing = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text=ANTI_SPOOFING_HELP
+    )
 
 
 class ProbeQualityOutputSerializer(serializers.Serializer):
@@ -252,10 +267,21 @@ class ProbeQualityOutputSerializer(serializers.Serializer):
 
 
 DECISION_HELP = (
-    '"match", "no_match" or "uncertain" (too little or too noisy speech for a confident '
-    "answer, or two voices too close to tell apart: ask again). See the README, "
-    '"Decisions".'
+    '"match", "no_match", "uncertain" (too little or too noisy speech for a confident '
+    'answer, or two voices too close to tell apart: ask again) or "spoof" (the probe was '
+    'checked and sounds recorded or synthetic: never a match). See the README, "Decisions".'
 )
+
+
+class SpoofOutputSerializer(serializers.Serializer):
+    """The anti-spoofing countermeasure's verdict on the probe (only when it was checked)."""
+
+    score = serializers.FloatField(help_text="mean bona-fide logit: higher is more likely live")
+    is_spoof = serializers.BooleanField(help_text="score below threshold")
+    threshold = serializers.FloatField()
+    model = serializers.CharField(help_text='"aasist" or "aasist-l"')
+
+
 PROBABILITY_HELP = (
     "Calibrated probability (0-1, at even odds) that the probe is this voice, from the "
     "normalised score and the probe's quality; null for an engine without calibration."
@@ -284,6 +310,7 @@ class VoiceIdentifyOutputSerializer(serializers.Serializer):
     model = serializers.CharField()
     processing_time_ms = serializers.IntegerField()
     quality = ProbeQualityOutputSerializer()
+    spoof = SpoofOutputSerializer(required=False, help_text="only when the probe was checked")
 
 
 class VoiceVerifyOutputSerializer(serializers.Serializer):
@@ -296,6 +323,7 @@ class VoiceVerifyOutputSerializer(serializers.Serializer):
     model = serializers.CharField()
     processing_time_ms = serializers.IntegerField()
     quality = ProbeQualityOutputSerializer()
+    spoof = SpoofOutputSerializer(required=False, help_text="only when the probe was checked")
 
 
 class FeatureExtractOutputSerializer(serializers.Serializer):

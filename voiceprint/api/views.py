@@ -22,12 +22,14 @@ from voiceprint.api.serializers import (
     VoiceSampleAddInputSerializer,
     VoiceSampleOutputSerializer,
     VoiceUpdateInputSerializer,
+    VoiceVerifyInputSerializer,
     VoiceVerifyOutputSerializer,
     consent_from,
     consent_nested,
     similar_voices_data,
 )
 from voiceprint.audio_input import AUDIO_PARSERS, read_audio_request, require_audio
+from voiceprint.spoofing import SpoofCheck, anti_spoofing_wanted
 
 AUDIO_REQUEST_PARSERS = [*BODY_PARSERS, *AUDIO_PARSERS]
 
@@ -190,8 +192,21 @@ class VoiceVerifyView(VoiceprintAPIView):
 
     @extend_schema(**schema.VERIFY)
     def post(self, request, voice_id: str):
-        voice = selectors.voice_get(request.user.tenant, voice_id=voice_id)
-        result = services.voice_verify(voice, audio=require_audio(read_audio_request(request)))
+        tenant = request.user.tenant
+        voice = selectors.voice_get(tenant, voice_id=voice_id)
+        audio_request = read_audio_request(request)
+        params = validated(VoiceVerifyInputSerializer, audio_request.params)
+        # A device token verifies for its device: that device's default applies.
+        device = (
+            device_get(tenant, device_id=request.user.device_id) if request.user.device_id else None
+        )
+        result = services.voice_verify(
+            voice,
+            audio=require_audio(audio_request),
+            anti_spoofing=anti_spoofing_wanted(
+                tenant, requested=params["anti_spoofing"], device=device
+            ),
+        )
         reply = {
             "voice_id": voice.voice_id,
             "score": round(result.score.cosine, 6),
@@ -202,6 +217,7 @@ class VoiceVerifyView(VoiceprintAPIView):
             "model": result.model,
             "processing_time_ms": result.processing_time_ms,
             "quality": result.quality,
+            **spoof_field(result.spoof),
         }
         return ok(VoiceVerifyOutputSerializer(reply).data)
 
@@ -222,6 +238,9 @@ class VoiceIdentifyView(VoiceprintAPIView):
             audio=require_audio(audio_request),
             agent_id=params.get("agent_id") or None,
             top_k=params["top_k"],
+            anti_spoofing=anti_spoofing_wanted(
+                tenant, requested=params["anti_spoofing"], device=device
+            ),
         )
         return ok(VoiceIdentifyOutputSerializer(identify_reply(result)).data)
 
@@ -252,7 +271,13 @@ def identify_reply(result: services.VoiceIdentifyResult) -> dict:
         "model": result.model,
         "processing_time_ms": result.processing_time_ms,
         "quality": result.quality,
+        **spoof_field(result.spoof),
     }
+
+
+def spoof_field(spoof: SpoofCheck | None) -> dict:
+    """The reply's `spoof` object, only when the probe was checked."""
+    return {} if spoof is None else {"spoof": spoof.as_dict()}
 
 
 def _rounded(value: float | None) -> float | None:

@@ -59,6 +59,7 @@ from voiceprint.services.recognition import (
     voice_centroids,
     voice_engine_check,
     voice_identify,
+    voice_identify_provisional,
     voice_verify,
     voices_score,
 )
@@ -120,6 +121,7 @@ __all__ = [
     "voice_enrollment_report",
     "voice_export",
     "voice_identify",
+    "voice_identify_provisional",
     "voice_pair_scores",
     "voice_reembed",
     "voice_sample_add",

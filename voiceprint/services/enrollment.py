@@ -22,7 +22,13 @@ from roles.selectors import role_get_default
 from tenancy.models import Tenant
 from voiceprint.decision import VoiceScore
 from voiceprint.embedding import compute_embedding
-from voiceprint.guidance import EnrollmentSummary, lookalike_issue, quality_gate, voice_label
+from voiceprint.guidance import (
+    EnrollmentSummary,
+    lookalike_issue,
+    quality_gate,
+    spoof_gate,
+    voice_label,
+)
 from voiceprint.models import DEFAULT_STORE, SampleKind, Voice, VoiceBinding
 from voiceprint.selectors import (
     voice_enrollment,
@@ -65,9 +71,14 @@ def voice_create(
     consent_check(tenant, consent=consent)
     devices = list(devices)
     device_capacity_check(devices)  # cheap refusal before the expensive embedding
-    embedded = audio_embed(audio=audio, engine_name=engine_name)
+    embedded = audio_embed(
+        audio=audio,
+        engine_name=engine_name,
+        anti_spoofing=settings.VOICEPRINT_ENROLL_ANTI_SPOOFING,
+    )
     result = embedded.embedding
     quality_gate(result.quality)
+    spoof_gate(result)
     if not force and settings.VOICEPRINT_LOOKALIKE_POLICY == "refuse":
         _lookalike_check(tenant, result, devices=devices, store=store)
     with audio_store(tenant, wav=embedded.wav) as audio_name, transaction.atomic():
@@ -106,9 +117,10 @@ def voice_sample_add(voice: Voice, *, audio: bytes, force: bool = False) -> Voic
     not match the voice (below its decision point: someone else's voice would make two
     people share one voiceprint), unless `force`.
     """
-    embedded = audio_embed(audio=audio)
+    embedded = audio_embed(audio=audio, anti_spoofing=settings.VOICEPRINT_ENROLL_ANTI_SPOOFING)
     voice_engine_check(voice, engine_name=embedded.embedding.model)
     quality_gate(embedded.embedding.quality)
+    spoof_gate(embedded.embedding)
     if not force:
         _contamination_check(voice, embedded.embedding)
     with audio_store(voice.tenant, wav=embedded.wav) as audio_name, transaction.atomic():

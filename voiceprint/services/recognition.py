@@ -24,12 +24,21 @@ from interrupts.selectors import agent_uncertain_interrupt_get, role_interrupt_g
 from tenancy.models import Tenant
 from tenancy.scoping import owned
 from voiceprint.adaptation import raised_threshold
-from voiceprint.decision import OUTCOMES, Decision, Outcome, VoiceScore, decide, score_voices
+from voiceprint.decision import (
+    OUTCOMES,
+    Decision,
+    Outcome,
+    VoiceScore,
+    decide,
+    refuse_spoof,
+    score_voices,
+)
 from voiceprint.embedding import compute_embedding
 from voiceprint.models import IdentifyOutcomeCount, Voice
 from voiceprint.selectors import operating_point_get, voice_list_nearest
 from voiceprint.services.adaptation import probe_adapt
 from voiceprint.services.storage import wav_encode
+from voiceprint.spoofing import SpoofCheck, spoof_check
 from voiceprint.thresholds import default_similarity_threshold
 
 # --- audio to embedding -----------------------------------------------------------------
@@ -43,11 +52,15 @@ class EmbeddedAudio:
     embedding: engine.EmbeddingResult
 
 
-def audio_embed(*, audio: bytes, engine_name: str | None = None) -> EmbeddedAudio:
+def audio_embed(
+    *, audio: bytes, engine_name: str | None = None, anti_spoofing: bool = False
+) -> EmbeddedAudio:
     """Decode here (bad audio is refused before any job is queued), embed in the worker
-    with the named engine (None: the active one)."""
+    with the named engine (None: the active one), and score it with the spoofing
+    countermeasure in the same job when asked."""
     wav = wav_encode(engine.decode_audio(audio))
-    return EmbeddedAudio(wav=wav, embedding=compute_embedding(wav, engine_name))
+    embedding = compute_embedding(wav, engine_name, anti_spoofing=anti_spoofing)
+    return EmbeddedAudio(wav=wav, embedding=embedding)
 
 
 def voice_engine_check(voice: Voice, *, engine_name: str) -> None:
@@ -110,6 +123,8 @@ class VoiceIdentifyResult:
     interrupt: bool | None
     processing_time_ms: int
     quality: engine.ProbeQuality
+    #: The countermeasure's verdict, when the probe was checked.
+    spoof: SpoofCheck | None = None
 
     @property
     def matched(self) -> bool:
@@ -121,13 +136,69 @@ class VoiceIdentifyResult:
 
 
 def voice_identify(
-    tenant: Tenant, *, device: Device, audio: bytes, agent_id: str | None, top_k: int
+    tenant: Tenant,
+    *,
+    device: Device,
+    audio: bytes,
+    agent_id: str | None,
+    top_k: int,
+    anti_spoofing: bool = False,
 ) -> VoiceIdentifyResult:
-    """1:N among the voices bound to `device`; updates the device's stats atomically."""
+    """1:N among the voices bound to `device`; updates the device's stats atomically. With
+    `anti_spoofing`, a probe the countermeasure flags is "spoof" and never matches."""
     started = time.perf_counter()
-    bound = owned(Voice, tenant).filter(bindings__device=device)
-    embedded = audio_embed(audio=audio)
+    embedded = audio_embed(audio=audio, anti_spoofing=anti_spoofing)
     probe = embedded.embedding
+    decision, spoof = _spoof_judged(
+        _device_decision(tenant, device=device, probe=probe, top_k=top_k), probe
+    )
+    probe_adapt(decision, wav=embedded.wav, probe=probe)
+    # One transaction, so one commit (one WAL flush) for the counts and the audit event:
+    # three commits made these writes cost more than the embedding on a busy machine.
+    with transaction.atomic():
+        _count_identify(device, decision.outcome)
+        audit_record(
+            tenant, action="identify", object_type="device", object_id=device.device_id,
+            outcome=decision.outcome,
+            details={"voice_id": decision.best.voice.voice_id if decision.matched else None},
+        )  # fmt: skip
+    observability.count_identify(probe.model, "device", decision.matched)
+    return _identify_result(tenant, decision, probe=probe, agent_id=agent_id, top_k=top_k,
+                            started=started, spoof=spoof)  # fmt: skip
+
+
+def voice_identify_provisional(
+    tenant: Tenant,
+    *,
+    device: Device,
+    audio: bytes,
+    agent_id: str | None,
+    anti_spoofing: bool = False,
+) -> VoiceIdentifyResult:
+    """The decision `voice_identify` would take on `audio`, and nothing else: no device
+    statistics, no audit event, no adaptation. A stream's partial results (the utterance's
+    final result is a `voice_identify`, counted once)."""
+    started = time.perf_counter()
+    probe = audio_embed(audio=audio, anti_spoofing=anti_spoofing).embedding
+    decision, spoof = _spoof_judged(
+        _device_decision(tenant, device=device, probe=probe, top_k=1), probe
+    )
+    return _identify_result(tenant, decision, probe=probe, agent_id=agent_id, top_k=1,
+                            started=started, spoof=spoof)  # fmt: skip
+
+
+def _spoof_judged(
+    decision: Decision, probe: engine.EmbeddingResult
+) -> tuple[Decision, SpoofCheck | None]:
+    """The decision, "spoof" instead when the probe was checked and flagged; the check."""
+    check = spoof_check(probe)
+    return (refuse_spoof(decision) if check and check.is_spoof else decision), check
+
+
+def _device_decision(
+    tenant: Tenant, *, device: Device, probe: engine.EmbeddingResult, top_k: int
+) -> Decision:
+    bound = owned(Voice, tenant).filter(bindings__device=device)
     nearest = voice_list_nearest(
         bound,
         vector=probe.vector,
@@ -143,18 +214,19 @@ def voice_identify(
             f"but the active engine is {probe.model!r}; run `python manage.py reembed`"
         )
     ranked = voices_score(tenant, nearest, probe=probe)
-    decision = decide(ranked, load_scorer(probe.model))
-    probe_adapt(decision, wav=embedded.wav, probe=probe)
-    # One transaction, so one commit (one WAL flush) for the counts and the audit event:
-    # three commits made these writes cost more than the embedding on a busy machine.
-    with transaction.atomic():
-        _count_identify(device, decision.outcome)
-        audit_record(
-            tenant, action="identify", object_type="device", object_id=device.device_id,
-            outcome=decision.outcome,
-            details={"voice_id": decision.best.voice.voice_id if decision.matched else None},
-        )  # fmt: skip
-    observability.count_identify(probe.model, "device", decision.matched)
+    return decide(ranked, load_scorer(probe.model))
+
+
+def _identify_result(
+    tenant: Tenant,
+    decision: Decision,
+    *,
+    probe: engine.EmbeddingResult,
+    agent_id: str | None,
+    top_k: int,
+    started: float,
+    spoof: SpoofCheck | None,
+) -> VoiceIdentifyResult:
     return VoiceIdentifyResult(
         decision=decision,
         candidates=decision.ranked[:top_k],
@@ -162,12 +234,15 @@ def voice_identify(
         interrupt=_interrupt(tenant, agent_id, decision) if agent_id else None,
         processing_time_ms=elapsed_ms(started),
         quality=probe.quality,
+        spoof=spoof,
     )
 
 
 def _interrupt(tenant: Tenant, agent_id: str, decision: Decision) -> bool:
     """Whether the speaker may interrupt the agent: the matched role's setting, the agent's
-    setting for uncertain speakers, never for an unknown one."""
+    setting for uncertain speakers, never for an unknown one or a spoofed probe."""
+    if decision.outcome == "spoof":
+        return False
     if decision.outcome == "uncertain":
         return agent_uncertain_interrupt_get(tenant, agent_id=agent_id)
     role = decision.best.voice.role if decision.matched else None
@@ -189,13 +264,14 @@ def _count_identify(device: Device, outcome: Outcome) -> None:
     column = quote(outcome)
     counts = [1 if name == outcome else 0 for name in OUTCOMES]
     columns = ", ".join(quote(name) for name in OUTCOMES)
+    values = ", ".join(["%s"] * (2 + len(OUTCOMES)))  # device, hour, one count per outcome
     now = timezone.now()
     hour = now.replace(minute=0, second=0, microsecond=0)
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH counted AS (UPDATE {devices} SET identify_count = identify_count + 1, "
             f"matched_count = matched_count + %s, last_identify_at = %s WHERE id = %s) "
-            f"INSERT INTO {hours} (device_id, hour, {columns}) VALUES (%s, %s, %s, %s, %s) "
+            f"INSERT INTO {hours} (device_id, hour, {columns}) VALUES ({values}) "
             f"ON CONFLICT (device_id, hour) DO UPDATE SET {column} = {hours}.{column} + 1",
             [1 if outcome == "match" else 0, now, device.pk, device.pk, hour, *counts],
         )
@@ -210,6 +286,7 @@ class VoiceVerifyResult:
     model: str
     processing_time_ms: int
     quality: engine.ProbeQuality
+    spoof: SpoofCheck | None = None
 
     @property
     def score(self) -> VoiceScore:
@@ -220,14 +297,14 @@ class VoiceVerifyResult:
         return self.decision.matched
 
 
-def voice_verify(voice: Voice, *, audio: bytes) -> VoiceVerifyResult:
+def voice_verify(voice: Voice, *, audio: bytes, anti_spoofing: bool = False) -> VoiceVerifyResult:
     """1:1: the same rule as identify, with one voice (never "too close")."""
     started = time.perf_counter()
-    embedded = audio_embed(audio=audio)
+    embedded = audio_embed(audio=audio, anti_spoofing=anti_spoofing)
     probe = embedded.embedding
     voice_engine_check(voice, engine_name=probe.model)
     ranked = voices_score(voice.tenant, [voice], probe=probe)
-    decision = decide(ranked, load_scorer(probe.model))
+    decision, spoof = _spoof_judged(decide(ranked, load_scorer(probe.model)), probe)
     probe_adapt(decision, wav=embedded.wav, probe=probe)
     audit_record(
         voice.tenant, action="verify", object_type="voice", object_id=voice.voice_id,
@@ -238,4 +315,5 @@ def voice_verify(voice: Voice, *, audio: bytes) -> VoiceVerifyResult:
         model=probe.model,
         processing_time_ms=elapsed_ms(started),
         quality=probe.quality,
+        spoof=spoof,
     )

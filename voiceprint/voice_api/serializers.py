@@ -13,6 +13,7 @@ from voiceprint.api.serializers import (
     EnrollmentOutputSerializer,
     ProbeQualityOutputSerializer,
     SimilarVoiceOutputSerializer,
+    SpoofOutputSerializer,
 )
 from voiceprint.audio_input import no_audio
 from voiceprint.decision import OUTCOMES
@@ -74,13 +75,21 @@ class PairVerifyInputSerializer(serializers.Serializer):
     audio1 = AudioField()
     audio2 = AudioField()
     threshold = ThresholdField()
-    anti_spoofing = serializers.BooleanField(required=False, help_text="reserved, unused")
+    anti_spoofing = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="check audio2 (the probe) for recorded or synthetic speech; a spoofed probe "
+        "is never verified (unset: the tenant's default)",
+    )
 
 
 VOICE_DECISION_HELP = (
     "The calibrated outcome at the same threshold, as the Voiceprint API decides: "
-    '"match", "no_match" or "uncertain" (too little or too noisy speech, or two voices '
-    "too close: ask again). `verified` / `match` keep the rule distance <= threshold."
+    '"match", "no_match", "uncertain" (too little or too noisy speech, or two voices '
+    'too close: ask again) or "spoof" (verify with anti_spoofing: the probe sounds recorded '
+    "or synthetic). `verified` / `match` keep the rule distance <= threshold, and a spoofed "
+    "probe is never verified."
 )
 
 
@@ -93,6 +102,13 @@ class PairVerifyOutputSerializer(serializers.Serializer):
     processing_time_ms = serializers.IntegerField()
     decision = serializers.ChoiceField(choices=OUTCOMES, help_text=VOICE_DECISION_HELP)
     quality = ProbeQualityOutputSerializer(help_text="of audio2, the probe")
+    spoof = SpoofOutputSerializer(required=False, help_text="only with anti_spoofing")
+
+    def to_representation(self, instance) -> dict:
+        data = super().to_representation(instance)
+        if data.get("spoof") is None:
+            data.pop("spoof", None)  # the probe was not checked
+        return data
 
 
 class VoiceRegisterInputSerializer(serializers.Serializer):

@@ -28,6 +28,7 @@ from voiceprint.decision import Outcome, decide, is_match_by_distance, score_voi
 from voiceprint.models import DEFAULT_STORE, Voice
 from voiceprint.selectors import voice_list_nearest
 from voiceprint.services import audio_embed, cosine_similarity, elapsed_ms, voice_centroids
+from voiceprint.spoofing import SpoofCheck, spoof_check
 from voiceprint.thresholds import default_distance_threshold
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class PairVerifyResult:
     decision: Outcome
     #: Of audio2, the probe (audio1 plays the enrolled voice).
     quality: engine.ProbeQuality
+    #: The countermeasure's verdict on audio2, when it was asked for.
+    spoof: SpoofCheck | None = None
 
 
 def pair_verify(
@@ -66,18 +69,26 @@ def pair_verify(
     audio2: bytes,
     engine_name: str | None,
     threshold: float | None,
+    anti_spoofing: bool = False,
 ) -> PairVerifyResult:
     """1:1 between two recordings, both embedded by the engine of the first (no stored
-    voice is involved; `tenant` is who asked, for the audit log)."""
+    voice is involved; `tenant` is who asked, for the audit log). With `anti_spoofing`
+    the probe (audio2) is checked, and a spoofed probe is never verified."""
     started = time.perf_counter()
     first = audio_embed(audio=audio1, engine_name=engine_name).embedding
-    second = audio_embed(audio=audio2, engine_name=first.model).embedding
+    second = audio_embed(
+        audio=audio2, engine_name=first.model, anti_spoofing=anti_spoofing
+    ).embedding
     distance = round(1.0 - cosine_similarity(first.vector, second.vector), 6)
     threshold = default_distance_threshold(first.model) if threshold is None else threshold
     outcome = _calibrated_outcome([None], np.atleast_2d(first.vector), second, threshold)
+    spoof = spoof_check(second)
+    if spoof is not None and spoof.is_spoof:
+        outcome = "spoof"
     audit_record(tenant, action="voice_api.verify", object_type="recording", outcome=outcome)
     return PairVerifyResult(
-        verified=is_match_by_distance(distance=distance, threshold=threshold),
+        verified=outcome != "spoof"
+        and is_match_by_distance(distance=distance, threshold=threshold),
         distance=distance,
         threshold=threshold,
         confidence=confidence(distance, threshold),
@@ -85,6 +96,7 @@ def pair_verify(
         processing_time_ms=elapsed_ms(started),
         decision=outcome,
         quality=second.quality,
+        spoof=spoof,
     )
 
 

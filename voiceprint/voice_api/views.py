@@ -13,6 +13,7 @@ from voiceprint.audio_input import audio_from_reference
 from voiceprint.models import DEFAULT_STORE
 from voiceprint.selectors import voice_get
 from voiceprint.services import audio_embed, voice_create, voice_delete, voice_enrollment_report
+from voiceprint.spoofing import anti_spoofing_wanted
 from voiceprint.voice_api import schema, services
 from voiceprint.voice_api import serializers as s
 
@@ -31,6 +32,9 @@ class PairVerifyView(JsonVoiceView):
             audio2=audio_from_reference(params["audio2"], "audio2"),
             engine_name=params.get("model"),
             threshold=params.get("threshold"),
+            anti_spoofing=anti_spoofing_wanted(
+                request.user.tenant, requested=params["anti_spoofing"]
+            ),
         )
         return Response(s.PairVerifyOutputSerializer(result).data)
 
