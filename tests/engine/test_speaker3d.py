@@ -18,9 +18,10 @@ import pytest
 import soundfile
 import torch
 
+from engine import onnx_runtime
 from engine.errors import EngineUnavailableError, InsufficientSpeechError, ModelNotFoundError
 from engine.fbank import compute_fbank
-from engine.onnx_runtime import CPU, CUDA, INT8_MIN_COSINE
+from engine.onnx_runtime import CPU, CUDA
 from engine.settings import EngineSettings
 from engine.speaker3d import (
     CAMPPLUS,
@@ -211,15 +212,20 @@ def test_eres2netv2_bad_weights_raise_model_not_found(
 def test_int8_is_used_where_it_agrees_with_fp32_on_real_speech(
     with_examples: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spec: ModelSpec
 ) -> None:
+    # How closely int8 follows fp32 is a property of the weights (generated ones here) and of
+    # ONNX Runtime's kernels: one version put ERes2NetV2 at 0.98998 against the 0.99 gate. So
+    # the rule is checked on both sides of the cosine this build measures, not at 0.99.
     settings = EngineSettings(model_dir=str(with_examples))
     monkeypatch.setenv("VOICEPRINT_ONNX_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("VOICEPRINT_ONNX", "1")
     fp32 = load_engine_of(spec, settings)
     monkeypatch.setenv("VOICEPRINT_ONNX_INT8", "1")
+    monkeypatch.setattr(onnx_runtime, "INT8_MIN_COSINE", LENIENT_INT8_GATE)
     int8 = load_engine_of(spec, settings)
     status = int8.runtime_status()
     assert status["precision"] == "int8" and status["provider"] == CPU
-    assert INT8_MIN_COSINE <= status["int8_cosine"] <= 1.0 + 1e-6
+    cosine = status["int8_cosine"]
+    assert LENIENT_INT8_GATE <= cosine <= 1.0 + 1e-6
     (fp32_file,) = tmp_path.glob(f"{spec.name}-*-op17.onnx")
     (int8_file,) = tmp_path.glob(f"{spec.name}-*.int8.onnx")  # cached beside the fp32 export
     assert int8_file.stat().st_size < fp32_file.stat().st_size / 2
@@ -228,10 +234,19 @@ def test_int8_is_used_where_it_agrees_with_fp32_on_real_speech(
                              dtype="float32")  # fmt: skip
     a, b = fp32.embed(wave), int8.embed(wave)
     assert_embedding(b)
-    assert 0.98 < float(a @ b) < 1.0
+    assert LENIENT_INT8_GATE < float(a @ b) < 1.0
     stamp = int8_file.stat().st_mtime_ns
     assert load_engine_of(spec, settings).runtime_status()["precision"] == "int8"
     assert int8_file.stat().st_mtime_ns == stamp  # the quantised copy is reused
+    # A gate just above what int8 reaches: the same cached copy is refused, fp32 runs.
+    monkeypatch.setattr(onnx_runtime, "INT8_MIN_COSINE", min(cosine + 1e-3, 1.0 + 1e-3))
+    refused = load_engine_of(spec, settings).runtime_status()
+    assert refused["precision"] == "fp32"
+    assert "reach a cosine of only" in refused["int8_refused"]
+
+
+#: Far below what int8 reaches on any network here, far above what a broken quantisation gives.
+LENIENT_INT8_GATE = 0.95
 
 
 def load_engine_of(spec: ModelSpec, settings: EngineSettings) -> Speaker3DEngine:
