@@ -12,6 +12,7 @@ from audit.context import console_actor
 from console.errors import SERVICE_ERRORS, describe
 from console.forms import IdentifyForm
 from console.scoping import scope
+from core.exceptions import ApiError
 from devices.models import Device
 from voiceprint import services
 from voiceprint.spoofing import anti_spoofing_wanted
@@ -64,7 +65,8 @@ def identify_test(request: HttpRequest, site: AdminSite) -> HttpResponse:
 def identify_stream_ticket(request: HttpRequest) -> JsonResponse:
     """A stream ticket for the live microphone of the identify page: POST `device` (the
     device's pk, as the identify form's choice); the ticket is for that device's tenant, so a
-    user gets one only for a device they may see (docs/CONSOLE.md, "Live microphone")."""
+    user gets one only for a device they may see (docs/CONSOLE.md, "Live microphone"). A
+    ticket opens one stream: the page asks for a new one at every start."""
     if not request.user.has_perm("devices.view_device"):
         raise PermissionDenied
     device = (
@@ -74,11 +76,14 @@ def identify_stream_ticket(request: HttpRequest) -> JsonResponse:
     )
     if device is None:
         return JsonResponse({"error": "no such device"}, status=404)
-    ticket = stream_ticket_issue(
-        tenant_id=device.tenant_id,
-        device_id=device.device_id,
-        actor=console_actor(request.user.get_username()),
-    )
+    try:
+        ticket = stream_ticket_issue(
+            tenant_id=device.tenant_id,
+            device_id=device.device_id,
+            actor=console_actor(request.user.get_username()),
+        )
+    except ApiError as exc:  # the cache that keeps tickets single-use is unreachable
+        return JsonResponse({"error": describe(exc)}, status=exc.code.http_status)
     # Never cached: admin_view adds no-store.
     return JsonResponse(
         {"ticket": ticket, "device_id": device.device_id, "expires_in": TICKET_MAX_AGE}

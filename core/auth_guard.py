@@ -5,7 +5,8 @@ revoked, or an Authorization header that is no bearer token) from one address wi
 VOICEPRINT_AUTH_FAILURE_WINDOW seconds, that address is locked out for as long again: its
 requests that present a token answer 42900, without the token being looked up. Other
 addresses are not affected, and a request without an Authorization header is never
-counted (it answers 40100 as before).
+counted (it answers 40100 as before). The WebSocket stream counts and refuses alike, on
+the same counts (its handshake's Authorization header, or its start message's "token").
 
 The client address is REMOTE_ADDR, or with VOICEPRINT_TRUSTED_PROXIES = n the n-th address
 from the right of X-Forwarded-For: the one the outermost trusted proxy saw. Addresses
@@ -45,13 +46,9 @@ def forwarded_client_address(*, remote_addr: str, forwarded_for: str) -> str:
     return hops[-min(proxies, len(hops))]
 
 
-def auth_lockout_check(request: HttpRequest) -> None:
-    """Refuse (42900) a request from a locked-out address before its token is checked."""
-    address_lockout_check(client_address(request))
-
-
 def address_lockout_check(address: str) -> None:
-    """Refuse (42900) a locked-out client address (a request's, or a WebSocket's)."""
+    """Refuse (42900) a locked-out client address (a request's, or a WebSocket's): checked
+    before its token is even looked up (core.authentication.presented_token_find)."""
     if settings.VOICEPRINT_AUTH_FAILURE_LIMIT is None:
         return
     with failing_open(LIMIT_NAME):
@@ -60,14 +57,9 @@ def address_lockout_check(address: str) -> None:
             raise _locked_out(until - time.time())
 
 
-def auth_failure_record(request: HttpRequest) -> None:
-    """Count one failed attempt of the request's address; the one that reaches the limit
-    locks the address out for the window."""
-    address_failure_record(client_address(request))
-
-
 def address_failure_record(address: str) -> None:
-    """Count one failed attempt of a client address (see auth_failure_record)."""
+    """Count one failed attempt of a client address; the one that reaches the limit locks
+    the address out for the window."""
     limit = settings.VOICEPRINT_AUTH_FAILURE_LIMIT
     if limit is None:
         return

@@ -8,13 +8,7 @@ from dataclasses import dataclass
 from rest_framework import authentication, exceptions, permissions
 
 from audit.context import set_actor, token_actor
-from core.auth_guard import (
-    address_failure_record,
-    address_lockout_check,
-    auth_failure_record,
-    auth_lockout_check,
-)
-from core.exceptions import ApiError, ErrorCode
+from core.auth_guard import address_failure_record, address_lockout_check, client_address
 from tenancy.models import ApiToken, Tenant, TokenScope
 from tenancy.selectors import token_find_active
 from tenancy.services import token_mark_used
@@ -46,23 +40,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
-        # An address that failed too often is refused before its token is even looked up.
-        auth_lockout_check(request)
-        try:
-            token = self._find_token(header)
-        except exceptions.AuthenticationFailed:
-            auth_failure_record(request)
-            raise
+        token = presented_token_find(bearer_plaintext(header), address=client_address(request))
         return token_principal(token), token
-
-    def _find_token(self, header: str) -> ApiToken:
-        plaintext = bearer_plaintext(header)
-        if plaintext is None:
-            raise exceptions.AuthenticationFailed(BEARER_FORMAT)
-        token = token_find_active(plaintext=plaintext)
-        if token is None:
-            raise exceptions.AuthenticationFailed("invalid or revoked token")
-        return token
 
     def authenticate_header(self, request) -> str:
         return f'{self.keyword} realm="api"'
@@ -88,16 +67,32 @@ def token_principal(token: ApiToken) -> TenantPrincipal:
     )
 
 
-def authenticate_plaintext(plaintext: str, *, address: str) -> TenantPrincipal:
-    """A bearer token presented outside DRF (the WebSocket stream), with the same lockout
-    and failure counting per client address: ApiError 40100 for a token that is unknown
-    or revoked, Throttled (42900) for a locked-out address."""
+def presented_token_find(
+    plaintext: str | None, *, address: str, malformed: str = BEARER_FORMAT
+) -> ApiToken:
+    """The active token a client address presented; `plaintext` None when what it sent was
+    no token at all (an Authorization header of another scheme, a start message's "token"
+    that is no string), which fails with `malformed`.
+
+    Both surfaces authenticate here, so that they count alike: a locked-out address is
+    refused (Throttled, 42900) before its token is even looked up, and every failure
+    (AuthenticationFailed, 40100), malformed or unknown, counts towards its lockout."""
     address_lockout_check(address)
-    token = token_find_active(plaintext=plaintext.strip()) if plaintext.strip() else None
+    plaintext = plaintext.strip() if plaintext is not None else None
+    token = token_find_active(plaintext=plaintext) if plaintext else None
     if token is None:
         address_failure_record(address)
-        raise ApiError(ErrorCode.UNAUTHORIZED, "invalid or revoked token")
-    return token_principal(token)
+        reason = "invalid or revoked token" if plaintext else malformed
+        raise exceptions.AuthenticationFailed(reason)
+    return token
+
+
+def authenticate_plaintext(
+    plaintext: str | None, *, address: str, malformed: str = BEARER_FORMAT
+) -> TenantPrincipal:
+    """A token presented outside DRF (the WebSocket stream), counted as the API's are
+    (presented_token_find)."""
+    return token_principal(presented_token_find(plaintext, address=address, malformed=malformed))
 
 
 class IsTenant(permissions.BasePermission):

@@ -14,6 +14,7 @@ import os
 import signal
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -258,6 +259,37 @@ def test_authentication_failures_close_4401(service, token):
     _assert_closed(_refused(service, None, first=start), 4401, 40100)
     ticket = json.dumps({"type": "start", "ticket": "forged:ticket", "device_id": DEVICE})
     _assert_closed(_refused(service, None, first=ticket), 4401, 40100)
+
+
+def _console_ticket(service: Service) -> str:
+    """A console stream ticket for DEVICE, issued by another process than the web's."""
+    code = (
+        "from tenancy.models import Tenant\n"
+        "from voiceprint.streaming.tickets import stream_ticket_issue\n"
+        "tenant = Tenant.objects.get(name='streaming')\n"
+        f"print(stream_ticket_issue(tenant_id=tenant.pk, device_id={DEVICE!r}, actor='console:t'))"
+    )
+    done = service.manage("shell", "-c", code)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+def _first_event(service: Service, text: str) -> dict:
+    with connect(f"ws://127.0.0.1:{service.port}{STREAM}", open_timeout=30) as ws:
+        ws.send(text)
+        return json.loads(ws.recv(timeout=30))
+
+
+def test_a_console_ticket_opens_one_stream_over_every_web_process(service, token):
+    start = json.dumps({"type": "start", "ticket": _console_ticket(service), "device_id": DEVICE})
+    # Presented by four streams at once, to the service's two web processes: one opens.
+    with ThreadPoolExecutor(4) as pool:
+        firsts = list(pool.map(lambda _: _first_event(service, start), range(4)))
+    assert sorted(e["type"] for e in firsts) == ["error", "error", "error", "ready"], firsts
+    assert all(e["code"] == 40100 for e in firsts if e["type"] == "error")
+    again = _refused(service, None, first=start)  # and never again
+    _assert_closed(again, 4401, 40100)
+    assert "already used" in again.error["msg"]
 
 
 def test_scopes_decide_who_may_stream_for_a_device(service, token):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import threading
 from collections.abc import Awaitable, Callable
 
 import numpy as np
@@ -14,7 +15,11 @@ import pytest
 
 from config import observability
 from core.exceptions import ApiError, ErrorCode
+from tenancy.models import ApiToken
 from tests import factories as make
+from tests.conftest import make_client
+from tests.helpers import VP
+from voiceprint.streaming import session as session_module
 from voiceprint.streaming.asgi import application, stream_threads_stop
 from voiceprint.streaming.protocol import (
     PATH,
@@ -25,7 +30,14 @@ from voiceprint.streaming.protocol import (
     start_message,
     stream_params,
 )
-from voiceprint.streaming.session import StreamLimits, StreamSession
+from voiceprint.streaming.session import (
+    Step,
+    StreamLimits,
+    StreamSession,
+    UtteranceEnded,
+    UtteranceJob,
+    partial_job,
+)
 from voiceprint.streaming.tickets import stream_ticket_issue
 
 LIMITS = StreamLimits(
@@ -102,16 +114,32 @@ def test_text_messages_are_typed_json_objects(text):
 # --------------------------------------------------------------------------- session
 
 
+def _decided(steps: list[Step]) -> tuple[list[dict], list[UtteranceJob]]:
+    """The session's steps as the connection makes them: events, and the finals' jobs."""
+    events, finals = [], []
+    for step in steps:
+        if isinstance(step, UtteranceEnded):
+            event, final = step.decided()
+            events.append(event)
+            finals += [final] if final is not None else []
+        else:
+            events.append(step)
+    return events, finals
+
+
 def test_partials_wait_for_a_second_of_speech_then_come_every_half_second(shared_audio):
     session = StreamSession(sample_rate=16_000, limits=LIMITS)
     partials, starts, finals = [], [], []
     for frame in _frames(make.probe_speech("leijun", 1)):
-        events, ended = session.push(frame)
+        events, ended = _decided(session.push(frame))
         starts += [e for e in events if e["type"] == "speech_start"]
         finals += ended
         if session.partial_due():
-            job = session.take_partial()
-            if job is not None:
+            window = session.take_partial()
+            job = partial_job(window, min_speech=session.min_speech)
+            if job is None:
+                session.partial_refused(window)
+            else:
                 partials.append(job)
     assert len(starts) == 2 and len(finals) == 1  # the second ends with the stream
     first = [p for p in partials if p.utterance == 1]
@@ -121,7 +149,7 @@ def test_partials_wait_for_a_second_of_speech_then_come_every_half_second(shared
         assert times and all(b - a >= 0.5 for a, b in itertools.pairwise(times))
     # A partial is decided on the newest window only.
     assert all(len(make.decode(p.wav)[0]) <= 3.0 * 16_000 + 480 for p in partials)
-    _, last = session.flush()
+    _, last = _decided(session.flush())
     assert [job.utterance for job in last] == [2] and last[0].start == starts[1]["at"]
 
 
@@ -130,7 +158,7 @@ def test_an_utterance_with_too_little_speech_gets_no_final(shared_audio):
     short = make.clip(make.probe_speech("fangjun", 2), 0.3, 0.8)
     events, finals = [], []
     for frame in _frames(short) + _frames(make.silence(1.5)):
-        more, ended = session.push(frame)
+        more, ended = _decided(session.push(frame))
         events += more
         finals += ended
     ended = [e for e in events if e["type"] == "speech_end"]
@@ -181,6 +209,50 @@ def test_a_slow_reader_loses_partials_never_finals_and_never_slows_the_analysis(
     assert reading < 2.0, reading
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("stream_threads")
+def test_utterance_work_runs_in_the_pool_and_the_events_keep_the_audios_order(
+    tenant_and_token, shared_audio, monkeypatch
+):
+    tenant, token = tenant_and_token
+    kitchen = make.device(tenant, "kitchen")
+    for speaker in ("leijun", "fangjun"):
+        make.speaker_voice(tenant, speaker, devices=[kitchen])
+    # Where the stream makes each utterance's (or window's) WAV and counts its speech: the
+    # real functions, noting their thread.
+    threads: list[str] = []
+
+    def noting_the_thread(function: Callable) -> Callable:
+        def noted(*args, **kwargs):
+            threads.append(threading.current_thread().name)
+            return function(*args, **kwargs)
+
+        return noted
+
+    for name in ("wav_encode", "engine_speech_seconds"):
+        monkeypatch.setattr(session_module, name, noting_the_thread(getattr(session_module, name)))
+    frames = _frames(make.probe_speech("leijun", 1)) + _frames(make.probe_speech("fangjun", 1))
+    sent = asyncio.run(_stream_in_process(token, frames, query=b"device_id=kitchen"))
+    events = [json.loads(m["text"]) for m in sent if m["type"] == "websocket.send"]
+    kinds = [e["type"] for e in events]
+    assert kinds.count("partial") >= 2 and kinds.count("final") >= 2, kinds
+    # Never on the event loop's thread (this one), every stream's frames go through it.
+    assert threads and all(name.startswith("stream") for name in threads), set(threads)
+    # Each utterance: its start, its partials, its end, then its final (when identified).
+    starts = [e["utterance"] for e in events if e["type"] == "speech_start"]
+    assert starts == list(range(1, len(starts) + 1))
+    for utterance in starts:
+        own = [e for e in events if e.get("utterance") == utterance]
+        mine = [e["type"] for e in own if e["type"] != "speaker_change"]
+        assert "speech_end" in mine, mine
+        end = next(e for e in own if e["type"] == "speech_end")
+        tail = ["speech_end", "final"] if end["identified"] else ["speech_end"]
+        assert mine[0] == "speech_start" and mine[-len(tail) :] == tail, mine
+        assert set(mine[1 : -len(tail)]) <= {"partial"}, mine
+    identified = [e for e in events if e["type"] == "speech_end" and e["identified"]]
+    assert len(identified) == kinds.count("final")
+
+
 async def _stream_to_a_reader_that_stops(token: str, frames: list[bytes]):
     sent: list[dict] = []
     reader_back = asyncio.Event()
@@ -202,11 +274,20 @@ async def _stream_to_a_reader_that_stops(token: str, frames: list[bytes]):
     return sent, loop.time() - back_at[0]
 
 
-def _scope(query: bytes, token: str | None = None) -> dict:
-    """A stream's ASGI scope, with the bearer header when a token is given."""
-    headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+def _scope(
+    query: bytes,
+    token: str | None = None,
+    *,
+    authorization: str | None = None,
+    address: str = "10.0.0.1",
+) -> dict:
+    """A stream's ASGI scope from `address`, with the bearer header when a token is given
+    (or `authorization` as it is)."""
+    if token:
+        authorization = f"Bearer {token}"
+    headers = [(b"authorization", authorization.encode())] if authorization is not None else []
     return {"type": "websocket", "path": PATH, "query_string": query, "headers": headers,
-            "client": ("10.0.0.1", 1)}  # fmt: skip
+            "client": (address, 1)}  # fmt: skip
 
 
 async def _stream(
@@ -246,13 +327,47 @@ def test_a_ticket_streams_for_its_own_device_only(tenant):
 
     ready = first_reply("kitchen", ticket)
     assert json.loads(ready[1]["text"])["type"] == "ready"
-    refused = first_reply("hall", ticket)
+    other = stream_ticket_issue(tenant_id=tenant.pk, device_id="kitchen", actor="console:ann")
+    refused = first_reply("hall", other)
     assert json.loads(refused[1]["text"])["code"] == 40300 and refused[-1]["code"] == 4403
     forged = first_reply("kitchen", ticket[:-2] + "xx")
     assert forged[-1]["code"] == 4401
 
 
-async def _replies_to(texts: list[str]) -> list[dict]:
+def _ticket_start(ticket: str) -> str:
+    return json.dumps({"type": "start", "ticket": ticket, "device_id": "kitchen"})
+
+
+def _first_event(sent: list[dict]) -> dict:
+    return json.loads(sent[1]["text"])
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("stream_threads", "counts_in_redis")
+def test_a_ticket_opens_one_stream_only(tenant):
+    make.device(tenant, "kitchen")
+    ticket = stream_ticket_issue(tenant_id=tenant.pk, device_id="kitchen", actor="console:ann")
+    assert _first_event(asyncio.run(_replies_to([_ticket_start(ticket)])))["type"] == "ready"
+    again = asyncio.run(_replies_to([_ticket_start(ticket)]))
+    assert _first_event(again)["code"] == 40100 and again[-1]["code"] == 4401
+    assert "already used" in _first_event(again)["msg"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("stream_threads", "counts_in_redis")
+def test_of_streams_presenting_one_ticket_at_once_exactly_one_opens(tenant):
+    make.device(tenant, "kitchen")
+    for _ in range(3):
+        ticket = stream_ticket_issue(tenant_id=tenant.pk, device_id="kitchen", actor="console:a")
+
+        async def together(ticket: str = ticket) -> list[list[dict]]:
+            return await asyncio.gather(*(_replies_to([_ticket_start(ticket)]) for _ in range(4)))
+
+        firsts = [_first_event(sent)["type"] for sent in asyncio.run(together())]
+        assert sorted(firsts) == ["error", "error", "error", "ready"], firsts
+
+
+async def _replies_to(texts: list[str], scope: dict | None = None) -> list[dict]:
     """What the application sends for these first messages, then an idle client's close."""
     incoming: asyncio.Queue = asyncio.Queue()
     sent: list[dict] = []
@@ -265,8 +380,66 @@ async def _replies_to(texts: list[str]) -> list[dict]:
     await incoming.put({"type": "websocket.connect"})
     for text in texts:
         await incoming.put({"type": "websocket.receive", "text": text})
-    await asyncio.wait_for(application(_scope(b""), incoming.get, send), 30)
+    await asyncio.wait_for(application(scope or _scope(b""), incoming.get, send), 30)
     return sent
+
+
+# --------------------------------------------------------------------------- failed authentication
+
+
+@pytest.fixture
+def three_failures(settings):
+    """Locked out after 3 failed authentications within a minute, for a minute."""
+    settings.VOICEPRINT_AUTH_FAILURE_LIMIT = 3
+    settings.VOICEPRINT_AUTH_FAILURE_WINDOW = 60
+
+
+def _attempt(address: str, *, authorization: str | None = None, start: dict | None = None):
+    """The first event and the close code of a stream from `address`."""
+    scope = _scope(b"device_id=kitchen", authorization=authorization, address=address)
+    texts = [json.dumps({"type": "start", "device_id": "kitchen", **start})] if start else []
+    sent = asyncio.run(_replies_to(texts, scope))
+    return _first_event(sent), sent[-1].get("code")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("stream_threads", "counts_in_redis", "three_failures")
+def test_malformed_credentials_count_towards_the_lockout_as_on_the_api(tenant_and_token):
+    tenant, token = tenant_and_token
+    make.device(tenant, "kitchen")
+    used_before = ApiToken.objects.get(tenant=tenant).last_used_at
+    malformed = [{"authorization": "Basic Zm9v"}, {"authorization": "Bearer "},
+                 {"start": {"token": 12345}}]  # fmt: skip
+    for attempt in malformed:
+        event, code = _attempt("203.0.113.7", **attempt)
+        assert (event["code"], code) == (40100, 4401), attempt
+    # Locked out: the good token is refused unchecked, on the stream and on the API alike.
+    for attempt in ({"authorization": f"Bearer {token}"}, {"start": {"token": token}},
+                    {"authorization": "Basic Zm9v"}):  # fmt: skip
+        event, code = _attempt("203.0.113.7", **attempt)
+        assert (event["code"], code) == (42900, 4429), attempt
+        assert "failed authentication" in event["msg"]
+    assert ApiToken.objects.get(tenant=tenant).last_used_at == used_before
+    api = make_client(token)
+    assert api.get(VP + "roles", REMOTE_ADDR="203.0.113.7").json()["code"] == 42900
+    # Another address streams; a start message without any token is never counted.
+    assert _attempt("198.51.100.2", authorization=f"Bearer {token}")[0]["type"] == "ready"
+    for _ in range(4):
+        assert _attempt("198.51.100.3", start={"sample_rate": 16000})[1] == 4401
+    assert _attempt("198.51.100.3", start={"token": token})[0]["type"] == "ready"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("stream_threads", "counts_in_redis", "three_failures")
+def test_failures_on_the_api_lock_the_stream_out(tenant_and_token):
+    tenant, token = tenant_and_token
+    make.device(tenant, "kitchen")
+    anonymous = make_client(None)
+    for header in ("Basic Zm9v", "Bearer ", "Bearer vp_00000000_nope"):
+        reply = anonymous.get(VP + "roles", REMOTE_ADDR="203.0.113.8", HTTP_AUTHORIZATION=header)
+        assert reply.json()["code"] == 40100
+    event, code = _attempt("203.0.113.8", authorization=f"Bearer {token}")
+    assert (event["code"], code) == (42900, 4429)
 
 
 # --------------------------------------------------------------------------- anti-spoofing

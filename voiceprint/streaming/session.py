@@ -1,9 +1,16 @@
-"""One stream's audio state, without I/O: frames in; the events due now, the utterances to
-decide (finals) and whether a partial result is due, out.
+"""One stream's audio state, without I/O: frames in; the events due now, the utterances that
+ended and whether a partial result is due, out.
 
 The connection (voiceprint.streaming.asgi) feeds every audio message to `StreamSession.push`
 and runs the analysis the session asks for; keeping the rules here lets them be tested
 frame by frame without a socket.
+
+What the session does itself is cheap, per frame (resampling, the VAD of its 30 ms frames:
+about 0.1 ms per 100 ms frame), and runs on the connection's event loop. What costs in
+proportion to an utterance (its WAV, and the engine's count of its speech on the decoded
+samples: 1-2 ms for a partial's 3 s window, about 10 ms for a 15 s utterance) is left to
+`utterance_job`, which the connection runs in its worker threads, so one stream's utterance
+never holds up the other streams' frames.
 """
 
 from __future__ import annotations
@@ -69,12 +76,62 @@ class UtteranceJob:
     start: float = 0.0
 
 
-def _job(utterance: int, at: float, waveform: np.ndarray, start: float = 0.0) -> UtteranceJob:
+@dataclass(frozen=True)
+class UtteranceAudio:
+    """Audio cut from the stream (a whole utterance, or a partial's newest seconds), before
+    `utterance_job` makes it a job."""
+
+    utterance: int
+    at: float
+    #: 16 kHz float32.
+    waveform: np.ndarray
+    start: float = 0.0
+
+
+def utterance_job(audio: UtteranceAudio) -> UtteranceJob:
     """The job's WAV, and its speech counted as the engine will count it: on the very samples
-    the engine decodes, so that a job judged to have enough speech is never refused 40003."""
-    wav = wav_encode(waveform)
+    the engine decodes, so that a job judged to have enough speech is never refused 40003.
+    CPU work in proportion to the audio: for a worker thread, not the event loop."""
+    wav = wav_encode(audio.waveform)
     speech = engine_speech_seconds(engine.decode_audio(wav))
-    return UtteranceJob(utterance=utterance, at=at, wav=wav, speech_seconds=speech, start=start)
+    return UtteranceJob(
+        utterance=audio.utterance, at=audio.at, wav=wav, speech_seconds=speech, start=audio.start
+    )
+
+
+def partial_job(audio: UtteranceAudio, *, min_speech: float) -> UtteranceJob | None:
+    """A partial's job, or None when the engine would find too little speech in it (as
+    `utterance_job`, for a worker thread)."""
+    job = utterance_job(audio)
+    return job if job.speech_seconds >= min_speech else None
+
+
+@dataclass(frozen=True)
+class UtteranceEnded:
+    """An utterance that ended: its `speech_end` event and its final's job, once `decided`
+    (for a worker thread: it makes the job)."""
+
+    audio: UtteranceAudio
+    min_speech: float
+
+    def decided(self) -> tuple[dict[str, Any], UtteranceJob | None]:
+        """The `speech_end` event, and the final's job when the utterance had enough speech."""
+        job = utterance_job(self.audio)
+        event = {
+            "type": "speech_end",
+            "utterance": job.utterance,
+            "at": _rounded(job.at),
+            "speech_seconds": _rounded(job.speech_seconds),
+            "identified": job.speech_seconds >= self.min_speech,  # a final follows
+        }
+        if not event["identified"]:
+            event["reason"] = "too_little_speech"
+        return event, job if event["identified"] else None
+
+
+#: What the session answers, in the order of the audio: the events due now (dicts), and the
+#: utterances that ended, whose `speech_end` (and final) the connection has decided.
+Step = dict[str, Any] | UtteranceEnded
 
 
 class StreamSession:
@@ -109,28 +166,28 @@ class StreamSession:
     def in_speech(self) -> bool:
         return self._segmenter.in_speech
 
-    def push(self, pcm: bytes) -> tuple[list[dict[str, Any]], list[UtteranceJob]]:
+    @property
+    def min_speech(self) -> float:
+        """Seconds of speech an utterance needs for a final, and a window for a partial."""
+        return self._min_speech
+
+    def push(self, pcm: bytes) -> list[Step]:
         """One audio message: the events due now (speech_start), and the utterances that
         ended (each gets its speech_end, and a final when identifiable)."""
         samples = self._resampler.push(pcm)
         self._received += len(pcm) // 2
-        events: list[dict[str, Any]] = []
-        finals: list[UtteranceJob] = []
+        steps: list[Step] = []
         for segment in self._segmenter.push(samples):
             if isinstance(segment, SpeechStarted):
-                events.append(self._started(segment))
+                steps.append(self._started(segment))
             else:
-                self._ended(segment, events, finals)
-        return events, finals
+                steps.append(self._ended(segment))
+        return steps
 
-    def flush(self) -> tuple[list[dict[str, Any]], list[UtteranceJob]]:
+    def flush(self) -> list[Step]:
         """End the utterance in progress (stop, or the stream's last audio)."""
-        events: list[dict[str, Any]] = []
-        finals: list[UtteranceJob] = []
         ended = self._segmenter.flush()
-        if ended is not None:
-            self._ended(ended, events, finals)
-        return events, finals
+        return [] if ended is None else [self._ended(ended)]
 
     def partial_due(self) -> bool:
         """Enough speech in the current utterance, and the interval since the last partial."""
@@ -140,32 +197,32 @@ class StreamSession:
             and self.received_seconds >= self._next_partial_at
         )
 
-    def take_partial(self) -> UtteranceJob | None:
-        """The newest `partial_window` seconds of the utterance, when the engine will find
-        enough speech in them (else None, and another try after 100 ms of audio)."""
-        job = _job(
-            self.utterance,
-            self.received_seconds,
-            self._segmenter.utterance_audio(last_seconds=self.limits.partial_window),
+    def take_partial(self) -> UtteranceAudio:
+        """The newest `partial_window` seconds of the utterance; the next partial is due after
+        `partial_interval`, unless `partial_refused` says this one had too little speech."""
+        audio = UtteranceAudio(
+            utterance=self.utterance,
+            at=self.received_seconds,
+            waveform=self._segmenter.utterance_audio(last_seconds=self.limits.partial_window),
         )
-        if job.speech_seconds < self._min_speech:
-            self._next_partial_at = self.received_seconds + min(0.1, self.limits.partial_interval)
-            return None
-        self._next_partial_at = self.received_seconds + self.limits.partial_interval
-        return job
+        self._next_partial_at = audio.at + self.limits.partial_interval
+        return audio
 
-    def split(self) -> tuple[list[dict[str, Any]], list[UtteranceJob]]:
+    def partial_refused(self, audio: UtteranceAudio) -> None:
+        """The engine finds too little speech in that partial's window (`partial_job`):
+        another try after 100 ms of audio."""
+        if audio.utterance == self.utterance:
+            self._next_partial_at = audio.at + min(0.1, self.limits.partial_interval)
+
+    def split(self) -> list[Step]:
         """Another speaker took over the utterance: it ends half a partial window ago (the
         middle of the audio that named the new speaker), and a new one begins there."""
         ended = self._segmenter.split(keep_seconds=self.limits.partial_window / 2)
         if ended is None:
-            return [], []
-        events: list[dict[str, Any]] = []
-        finals: list[UtteranceJob] = []
-        self._ended(ended, events, finals)
-        events.append(self._started(SpeechStarted(at=ended.at)))
+            return []
+        steps: list[Step] = [self._ended(ended), self._started(SpeechStarted(at=ended.at))]
         self._next_partial_at = self.received_seconds + self.limits.partial_interval
-        return events, finals
+        return steps
 
     def _started(self, segment: SpeechStarted) -> dict[str, Any]:
         self.utterance += 1
@@ -173,22 +230,14 @@ class StreamSession:
         self._next_partial_at = 0.0
         return {"type": "speech_start", "utterance": self.utterance, "at": _rounded(segment.at)}
 
-    def _ended(
-        self, segment: SpeechEnded, events: list[dict[str, Any]], finals: list[UtteranceJob]
-    ) -> None:
-        job = _job(self.utterance, segment.at, segment.waveform, self._utterance_start)
-        event = {
-            "type": "speech_end",
-            "utterance": self.utterance,
-            "at": _rounded(segment.at),
-            "speech_seconds": _rounded(job.speech_seconds),
-            "identified": job.speech_seconds >= self._min_speech,  # a final follows
-        }
-        if event["identified"]:
-            finals.append(job)
-        else:
-            event["reason"] = "too_little_speech"
-        events.append(event)
+    def _ended(self, segment: SpeechEnded) -> UtteranceEnded:
+        audio = UtteranceAudio(
+            utterance=self.utterance,
+            at=segment.at,
+            waveform=segment.waveform,
+            start=self._utterance_start,
+        )
+        return UtteranceEnded(audio=audio, min_speech=self._min_speech)
 
 
 def _rounded(seconds: float) -> float:

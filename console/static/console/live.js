@@ -24,7 +24,7 @@
     1011: "an unexpected server error",
     1013: "the database or the embedding service is unavailable: try again later",
     4400: "the stream sent something the server does not accept",
-    4401: "not authenticated: the ticket is missing, invalid or expired",
+    4401: "not authenticated: the ticket is missing, invalid, expired or already used",
     4403: "not allowed to stream for this device",
     4404: "no such device",
     4408: "nothing was sent for too long",
