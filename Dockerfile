@@ -10,7 +10,7 @@ RUN apt-get update \
 WORKDIR /app
 # CPU-only torch from PyTorch's own index (PyPI's default build carries CUDA, gigabytes).
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY config config
 COPY tenancy tenancy
 COPY roles roles
@@ -19,7 +19,7 @@ COPY interrupts interrupts
 COPY voiceprint voiceprint
 COPY engine engine
 COPY manage.py ./
-RUN pip install ".[s3]"
+RUN pip install -c constraints.txt ".[s3]"
 
 RUN useradd --system --home /app voiceprint && mkdir -p /data && chown voiceprint /data
 USER voiceprint

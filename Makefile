@@ -6,7 +6,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run dev banner worker migrate test lint bench bench-load bench-stream bench-accuracy bench-adaptation bench-enrollment bench-scale bench-bulk bench-spoof bench-spoof-speed calibration-ge2e scale-ge2e clean-db
+.PHONY: help install lock run dev banner worker migrate test lint bench bench-load bench-stream bench-accuracy bench-adaptation bench-enrollment bench-scale bench-bulk bench-spoof bench-spoof-speed calibration-ge2e scale-ge2e clean-db
 
 help:
 	@echo "make run     set up .venv, migrate, serve on http://127.0.0.1:$(PORT) (gunicorn)"
@@ -25,17 +25,24 @@ help:
 	@echo "make bench-spoof  anti-spoofing: default model and threshold: docs/ACCURACY.md"
 	@echo "make bench-spoof-speed  what anti-spoofing adds to a probe: docs/BENCHMARKS.md"
 	@echo "make lint    ruff"
+	@echo "make lock    record the installed versions in constraints.txt (after a green make test)"
 
 # torch is installed first and pinned: this CPU build is on the machines' disk, and any
 # other spec would download several GB of CUDA.
-$(STAMP): pyproject.toml
+# Everything else is constrained to constraints.txt: the versions the suite last passed with.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# After a dependency change in pyproject.toml and a green `make test`: record what passed.
+lock: install
+	{ sed -n '1,3p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -iv '^torch=='; } > constraints.tmp
+	mv constraints.tmp constraints.txt
 
 migrate: install
 	$(PY) manage.py migrate --noinput
