@@ -55,9 +55,10 @@ logger = logging.getLogger(__name__)
 WINDOW_SAMPLES = 64_600
 #: Audio from this length (3 s) up to one window is scored as it is, not tiled to a window
 #: (:func:`split_windows`). Measured on 674 bona fide and 674 espeak-ng pieces of 3-4 s
-#: (docs/ACCURACY.md, "spoof-notes"): against tiling, scores correlate at 0.91 (bona fide)
-#: and 0.98 (espeak-ng), and at the default threshold one piece of each kind changes side.
-#: Shorter audio was not measured untiled, so it is still tiled.
+#: (docs/ACCURACY.md, "spoof-notes"): against tiling, aasist-l's scores correlate at 0.91
+#: (bona fide) and 0.98 (espeak-ng) and at its default threshold one piece of each kind
+#: changes side; aasist flags fewer bona fide pieces. Shorter audio was not measured
+#: untiled, so it is still tiled.
 MIN_UNTILED_SAMPLES = 48_000
 #: Windows per forward pass: a window's activations take a few hundred MB at their peak,
 #: so a batch of long recordings runs in slices of this many windows.
@@ -116,8 +117,8 @@ def split_windows(waveform: np.ndarray) -> np.ndarray:
     - Up to one window, and at least ``MIN_UNTILED_SAMPLES``: the audio itself, one window of
       its own length. The network's pooling is global over time, so it takes any length; the
       authors repeat (tile) short utterances to 64,600 samples instead, which for a 3 s probe
-      spends a quarter of the compute on audio scored twice. Scores shift a little (see
-      ``MIN_UNTILED_SAMPLES``), decisions at the default threshold do not measurably.
+      spends a quarter of the compute on audio scored twice. Scores shift (see
+      ``MIN_UNTILED_SAMPLES``), decisions at the default thresholds hardly.
     - Shorter than that: repeated (tiled) to the window's length, as the authors do.
     - Longer than a window: consecutive windows from the start, and for a remainder a last
       window that ends at the last sample, overlapping the one before. Nothing is dropped (a
