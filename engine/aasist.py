@@ -157,7 +157,12 @@ class ResidualBlock(nn.Module):
 def _max_pool_time(x: torch.Tensor, size: int = 3) -> torch.Tensor:
     """max_pool2d(x, (1, size)) as a reshape and a max: the same values (the frames that do not
     fill a last group are dropped, as there), 4 to 5 times faster on one CPU thread, where
-    max_pool2d spent a fifth of the network's time."""
+    max_pool2d spent a fifth of the network's time. An ONNX export gets max_pool2d itself: ONNX
+    Runtime's MaxPool is the faster there (it runs in the convolutions' blocked layout, where
+    a reshape and a ReduceMax cost a copy and two layout conversions), and it keeps the number
+    of frames a function of the input's length, not a constant of the example's."""
+    if torch.onnx.is_in_onnx_export():
+        return F.max_pool2d(x, (1, size))
     frames = x.shape[-1] // size
     return x[..., : frames * size].unflatten(-1, (frames, size)).amax(dim=-1)
 
@@ -267,9 +272,18 @@ class GraphPool(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         scores = torch.sigmoid(self.proj(h))  # (B, N, 1)
-        keep = max(int(h.shape[1] * self.ratio), 1)
+        keep = self._keep(h)
         index = torch.topk(scores, keep, dim=1).indices.expand(-1, -1, h.shape[2])
         return torch.gather(h * scores, 1, index)
+
+    def _keep(self, h: torch.Tensor) -> int:
+        """How many of h's nodes are kept: int(nodes * ratio), at least 1. In an ONNX export
+        it is computed in the graph (in float64, as Python computes it here) from the number
+        of nodes, which then follows the input's length instead of the example's."""
+        if not torch.onnx.is_in_onnx_export():
+            return max(int(h.shape[1] * self.ratio), 1)
+        nodes = torch._shape_as_tensor(h)[1].to(torch.float64)
+        return torch.clamp(torch.floor(nodes * self.ratio), min=1).to(torch.int64)  # type: ignore[return-value]
 
 
 # --- the network ------------------------------------------------------------------------------

@@ -4,9 +4,10 @@ AASIST (engine.aasist) with the authors' pretrained weights, shipped in engine/w
 (MIT, see NOTICE there) and checked against their sha256 before they are loaded.
 
 Audio in, one score out: the recording is cut into the network's 64,600-sample windows
-(:func:`split_windows`), each window gives a bona-fide logit, and the score is their mean:
-higher means more likely bona fide. The score is a raw logit, not a probability; the threshold
-that turns it into a decision belongs to the caller (it is measured, see `evaluate_spoof`).
+(:func:`split_windows`; a recording of 3 s up to one window is one window of its own length),
+each window gives a bona-fide logit, and the score is their mean: higher means more likely
+bona fide. The score is a raw logit, not a probability; the threshold that turns it into a
+decision belongs to the caller (it is measured, see `evaluate_spoof`).
 
 Silence is NOT removed before scoring, unlike the speaker engines' input. AASIST was trained
 and evaluated by its authors on ASVspoof 2019 LA utterances as recorded, leading and trailing
@@ -52,6 +53,13 @@ logger = logging.getLogger(__name__)
 
 #: Samples per network input (the authors' nb_samp, about 4.04 s at 16 kHz).
 WINDOW_SAMPLES = 64_600
+#: Audio from this length (3 s) up to one window is scored as it is, not tiled to a window
+#: (:func:`split_windows`). Measured on 674 bona fide and 674 espeak-ng pieces of 3-4 s
+#: (docs/ACCURACY.md, "spoof-notes"): against tiling, aasist-l's scores correlate at 0.91
+#: (bona fide) and 0.98 (espeak-ng) and at its default threshold one piece of each kind
+#: changes side; aasist flags fewer bona fide pieces. Shorter audio is still tiled: cut to
+#: 2.25 s and scored as they are, the same pieces flag 8.9% of bona fide against 5.8% tiled.
+MIN_UNTILED_SAMPLES = 48_000
 #: Windows per forward pass: a window's activations take a few hundred MB at their peak,
 #: so a batch of long recordings runs in slices of this many windows.
 MAX_WINDOWS_PER_PASS = 8
@@ -88,7 +96,7 @@ class SpoofResult:
     score: float
     #: The countermeasure that scored it ("aasist" or "aasist-l").
     model: str
-    #: How many 64,600-sample windows were scored (:func:`window_count`).
+    #: How many windows were scored (:func:`window_count`).
     windows: int
     #: How many concurrent requests were scored in the same batch (itself included).
     batch_size: int = 1
@@ -104,25 +112,38 @@ def window_count(samples: int) -> int:
 
 
 def split_windows(waveform: np.ndarray) -> np.ndarray:
-    """A 16 kHz mono waveform -> (windows, 64,600) float32.
+    """A 16 kHz mono waveform -> (windows, samples per window) float32.
 
-    - Up to one window: the audio is repeated (tiled) to the window's length, as the authors'
-      evaluation does for short utterances.
-    - Longer: consecutive windows from the start, and for a remainder a last window that ends
-      at the last sample, overlapping the one before. Nothing is dropped (a tail of cloned
-      speech after real speech is still scored) and every window is real, contiguous audio
-      (tiling a short remainder would join its end to its start, a discontinuity the network
-      never saw). The overlapped part counts twice, at most one window's worth.
+    - Up to one window, and at least ``MIN_UNTILED_SAMPLES``: the audio itself, one window of
+      its own length. The network's pooling is global over time, so it takes any length; the
+      authors repeat (tile) short utterances to 64,600 samples instead, which for a 3 s probe
+      spends a quarter of the compute on audio scored twice. Scores shift (see
+      ``MIN_UNTILED_SAMPLES``), decisions at the default thresholds hardly.
+    - Shorter than that: repeated (tiled) to the window's length, as the authors do.
+    - Longer than a window: consecutive windows from the start, and for a remainder a last
+      window that ends at the last sample, overlapping the one before. Nothing is dropped (a
+      tail of cloned speech after real speech is still scored) and every window is real,
+      contiguous audio (tiling a short remainder would join its end to its start, a
+      discontinuity the network never saw). The overlapped part counts twice, at most one
+      window's worth.
     """
     samples = np.ascontiguousarray(waveform, dtype=np.float32).reshape(-1)
     if samples.size == 0:
         raise AudioDecodeError("audio has no samples")
+    if MIN_UNTILED_SAMPLES <= samples.size <= WINDOW_SAMPLES:
+        return samples[np.newaxis, :]
     if samples.size <= WINDOW_SAMPLES:
-        repeats = WINDOW_SAMPLES // samples.size + 1
-        return np.tile(samples, repeats)[np.newaxis, :WINDOW_SAMPLES]
+        return tile_window(samples)
     count = window_count(samples.size)
     starts = [i * WINDOW_SAMPLES for i in range(count - 1)] + [samples.size - WINDOW_SAMPLES]
     return np.stack([samples[start : start + WINDOW_SAMPLES] for start in starts])
+
+
+def tile_window(samples: np.ndarray) -> np.ndarray:
+    """Up to one window of samples -> (1, 64,600): repeated to the window's length, as the
+    authors' data loader does for every utterance shorter than a window."""
+    repeats = WINDOW_SAMPLES // samples.size + 1
+    return np.tile(samples, repeats)[np.newaxis, :WINDOW_SAMPLES]
 
 
 # --- the detector -----------------------------------------------------------------------------
@@ -139,7 +160,7 @@ class SpoofDetector:
         self.name = name
         self.network = network.eval()
         self.source = source
-        #: (n, 64,600) windows -> (n, 2) logits on ONNX Runtime; None: torch runs them.
+        #: (n, samples) windows -> (n, 2) logits on ONNX Runtime; None: torch runs them.
         #: Set by load_spoof_detector once the export is checked against torch_logits.
         self.onnx: Callable[[np.ndarray], np.ndarray] | None = None
 
@@ -158,16 +179,23 @@ class SpoofDetector:
         if not waveforms:
             return []
         windows = [split_windows(waveform) for waveform in waveforms]
-        logits = self.bona_fide_logits(np.concatenate(windows))
-        results, start = [], 0
+        # Windows of one length share forward passes: whole windows, and each short
+        # recording's own (lengths seldom repeat).
+        by_length: dict[int, list[np.ndarray]] = {}
         for item in windows:
-            mean = float(logits[start : start + len(item)].mean())
+            by_length.setdefault(item.shape[1], []).append(item)
+        logits = {
+            length: iter(self.bona_fide_logits(np.concatenate(items)))
+            for length, items in by_length.items()
+        }
+        results = []
+        for item in windows:
+            mean = float(np.mean([next(logits[item.shape[1]]) for _ in item]))
             results.append(SpoofResult(score=mean, model=self.name, windows=len(item)))
-            start += len(item)
         return results
 
     def bona_fide_logits(self, windows: np.ndarray) -> np.ndarray:
-        """(n, 64,600) windows -> (n,) bona-fide logits (column 1 of the network's output)."""
+        """(n, samples) windows -> (n,) bona-fide logits (column 1 of the network's output)."""
         run = self.onnx or self.torch_logits
         out = [
             run(windows[start : start + MAX_WINDOWS_PER_PASS])
@@ -176,7 +204,7 @@ class SpoofDetector:
         return np.concatenate(out)[:, 1].astype(np.float64)
 
     def torch_logits(self, windows: np.ndarray) -> np.ndarray:
-        """(n, 64,600) windows -> the network's (n, 2) logits, with torch."""
+        """(n, samples) windows -> the network's (n, 2) logits, with torch."""
         import torch
 
         with torch.inference_mode():
@@ -212,9 +240,17 @@ def load_spoof_detector(name: str, *, weights_path: Path | None = None) -> Spoof
 
 #: The largest difference of logits allowed between the ONNX export and torch.
 ONNX_LOGIT_TOLERANCE = 1e-3
-#: One window per run: the network's graph pooling keeps a number of nodes that torch's
-#: exporter fixes at the example's batch size, so the graph takes exactly one window.
-_ONNX_GRAPH = {"input_names": ["wav"], "output_names": ["hidden", "logits"]}
+#: The length of the short input the export is also checked on (2 s).
+CHECK_SAMPLES = 32_000
+#: One window per run, of any length (engine.aasist computes its pooled node counts in the
+#: graph when exported): the batch axis stays fixed at the example's one window.
+_ONNX_GRAPH = {
+    "input_names": ["wav"],
+    "output_names": ["hidden", "logits"],
+    "dynamic_axes": {"wav": {1: "samples"}},
+}
+#: Bumped when the exported graph changes, so that no older cached export is picked up.
+_ONNX_GRAPH_VERSION = 2
 
 
 def _onnx_logits(
@@ -228,8 +264,10 @@ def _onnx_logits(
 
     settings = current_settings()
     key = f"{detector.name}-{rt.file_sha256(weights)[:16]}-torch{torch.__version__}"
-    path = rt.onnx_cache_dir() / f"{key}-op{rt.ONNX_OPSET}.onnx"
-    probe = np.random.default_rng(0).standard_normal((2, WINDOW_SAMPLES)).astype(np.float32)
+    path = rt.onnx_cache_dir() / f"{key}-op{rt.ONNX_OPSET}-g{_ONNX_GRAPH_VERSION}.onnx"
+    noise = np.random.default_rng(0).standard_normal(WINDOW_SAMPLES + CHECK_SAMPLES)
+    # A whole window and a short one: the graph must follow the input's length.
+    probes = [noise[None, :WINDOW_SAMPLES], noise[None, WINDOW_SAMPLES:]]
 
     def export(target: Path) -> None:
         logger.info("exporting %s to ONNX at %s", detector.name, target)
@@ -247,7 +285,10 @@ def _onnx_logits(
                 for window in windows
             ])  # fmt: skip
 
-        difference = float(np.abs(run(probe) - detector.torch_logits(probe)).max())
+        difference = max(
+            float(np.abs(run(probe) - detector.torch_logits(probe)).max())
+            for probe in (p.astype(np.float32) for p in probes)
+        )
         if difference > ONNX_LOGIT_TOLERANCE:
             raise RuntimeError(f"the ONNX export differs from torch by {difference:.2e}")
         return run

@@ -15,6 +15,7 @@ import engine
 from engine.errors import AudioDecodeError, ModelNotFoundError, UnknownEngineError
 from engine.settings import EngineSettings
 from engine.spoofing import (
+    MIN_UNTILED_SAMPLES,
     WEIGHTS_DIR,
     WINDOW_SAMPLES,
     load_spoof_detector,
@@ -146,6 +147,33 @@ def test_windows_of_a_short_and_a_long_clip():
     assert np.array_equal(windows[1], long[WINDOW_SAMPLES : 2 * WINDOW_SAMPLES])
     assert np.array_equal(windows[2], long[-WINDOW_SAMPLES:])
     assert spoof_detector("aasist-l").score(long).windows == 3
+
+
+def test_audio_from_three_seconds_to_a_window_is_scored_as_it_is():
+    for seconds in (3.0, 3.5, WINDOW_SAMPLES / 16_000):
+        clip = seconds_of_speech(seconds)
+        windows = split_windows(clip)
+        assert windows.shape == (1, len(clip))
+        assert np.array_equal(windows[0], clip)
+    just_under = seconds_of_speech((MIN_UNTILED_SAMPLES - 1) / 16_000)
+    assert split_windows(just_under).shape == (1, WINDOW_SAMPLES)  # tiled, as the authors do
+    assert spoof_detector("aasist-l").score(seconds_of_speech(3.5)).windows == 1
+
+
+@pytest.mark.parametrize("name", ["aasist", "aasist-l"])
+def test_onnx_runtime_agrees_with_torch_on_real_speech_of_any_length(name):
+    """The export (max pooling as MaxPool, pooled node counts computed in the graph) is the
+    same network as torch's at every input length, not only at the example's."""
+    detector = spoof_detector(name)
+    assert detector.runtime == "onnxruntime"
+    speech = real_speech()[:4]
+    inputs = [piece[None] for piece in speech]  # one whole window each
+    inputs += [piece[None, :MIN_UNTILED_SAMPLES] for piece in speech]  # 3 s, untiled
+    inputs += [split_windows(piece[:20_000]) for piece in speech[:2]]  # 1.25 s, tiled
+    for windows in inputs:
+        onnx, reference = detector.onnx(windows), detector.torch_logits(windows)
+        assert onnx.shape == reference.shape == (1, 2)
+        assert np.abs(onnx - reference).max() <= 1e-4, windows.shape
 
 
 def test_window_counts_at_the_edges():
