@@ -17,8 +17,9 @@ from config import observability
 from core.exceptions import ApiError, ErrorCode
 from tenancy.models import ApiToken
 from tests import factories as make
-from tests.conftest import make_client
+from tests.conftest import make_client, redis_caches
 from tests.helpers import VP
+from tests.local_servers import closed_port
 from voiceprint.streaming import session as session_module
 from voiceprint.streaming.asgi import application, stream_threads_stop
 from voiceprint.streaming.protocol import (
@@ -351,6 +352,23 @@ def test_a_ticket_opens_one_stream_only(tenant):
     again = asyncio.run(_replies_to([_ticket_start(ticket)]))
     assert _first_event(again)["code"] == 40100 and again[-1]["code"] == 4401
     assert "already used" in _first_event(again)["msg"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("stream_threads", "counts_in_redis")
+def test_without_the_cache_tickets_answer_50300_and_work_again_once_it_is_back(tenant, settings):
+    make.device(tenant, "kitchen")
+    ticket = stream_ticket_issue(tenant_id=tenant.pk, device_id="kitchen", actor="console:ann")
+    reachable = settings.CACHES
+    settings.CACHES = redis_caches(f"redis://127.0.0.1:{closed_port()}/0", "gone")
+    with pytest.raises(ApiError) as refused:
+        stream_ticket_issue(tenant_id=tenant.pk, device_id="kitchen", actor="console:ann")
+    assert refused.value.code == ErrorCode.UNAVAILABLE
+    down = asyncio.run(_replies_to([_ticket_start(ticket)]))
+    assert _first_event(down)["code"] == 50300 and down[-1]["code"] == 1013
+    settings.CACHES = reachable
+    # The outage used nothing up: the ticket opens its one stream now.
+    assert _first_event(asyncio.run(_replies_to([_ticket_start(ticket)])))["type"] == "ready"
 
 
 @pytest.mark.django_db(transaction=True)
